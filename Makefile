@@ -1,0 +1,43 @@
+# The two set-up commands of the README: `make run` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+LISTEN ?= 127.0.0.1:9837
+# Debian packages the tests start for real: a 3-node ZooKeeper ensemble, Prometheus (+ promtool),
+# Alertmanager (+ amtool), node_exporter for the scrape benchmark, systemd-analyze for the unit files.
+DEBIAN_PACKAGES := zookeeper prometheus prometheus-alertmanager prometheus-node-exporter systemd curl ca-certificates
+
+.PHONY: run test lint typecheck unit integration bench deps-debian venv clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,worker]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+deps-debian:
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(DEBIAN_PACKAGES)
+
+run: venv
+	@echo "gpuwarden: scrape http://$(LISTEN)/metrics   health: http://$(LISTEN)/health"
+	$(VENV)/bin/gpuwarden agent --listen $(LISTEN)
+
+lint: venv
+	$(VENV)/bin/ruff check gpuwarden tests bench
+	$(VENV)/bin/ruff format --check gpuwarden tests bench
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+test: deps-debian venv lint typecheck
+	$(VENV)/bin/pytest -q -ra
+
+bench: deps-debian venv
+	$(PY) bench/scrape.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

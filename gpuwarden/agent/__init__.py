@@ -1,0 +1,1 @@
+"""The daemon: collector registry, runner, HTTP server, systemd integration."""

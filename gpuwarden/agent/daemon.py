@@ -1,0 +1,159 @@
+"""The agent's lifecycle: start, first collection, READY, schedule, reload on SIGHUP, stop on SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from types import FrameType
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+import gpuwarden
+from gpuwarden import config as configmod
+from gpuwarden.agent import logs
+from gpuwarden.agent.health_store import HealthStore
+from gpuwarden.agent.registry import REGISTRY, Collector, CollectorContext, CollectorSettings
+from gpuwarden.agent.runner import Runner
+from gpuwarden.agent.sdnotify import Notifier
+from gpuwarden.agent.server import HTTPServer
+from gpuwarden.config import AgentConfig, ConfigError
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, config_path: str | None, listen_override: str | None,
+                 log_format_override: str | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.listen_override = listen_override
+        self.log_format_override = log_format_override
+        self.log = self._setup_logging(config)
+        self.health = HealthStore()
+        self.runner = Runner(self.health, self.log.getChild("runner"))
+        self.notifier = Notifier()
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=max(4, len(REGISTRY) + 2))},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        self.server: HTTPServer | None = None
+        self._wake = threading.Event()
+        self._stop = False
+        self._reload = False
+
+    def _setup_logging(self, config: AgentConfig) -> logging.Logger:
+        return logs.setup(config.agent.log_level, self.log_format_override or config.agent.log_format)
+
+    def listen(self, config: AgentConfig) -> str:
+        return self.listen_override or config.agent.listen
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_signal)
+        self.server = self._start_server(self.config)
+        self.log.info("gpuwarden %s serving on %s", gpuwarden.__version__, self.server.address)
+        self.scheduler.start()
+        self._install_collectors(self.config)
+        names = ", ".join(self.runner.names()) or "none"
+        self.notifier.notify("READY=1", f"STATUS=serving on {self.server.address}; collectors: {names}")
+        self.log.info("first collection done; collectors: %s", names)
+        if self.notifier.watchdog_interval:
+            threading.Thread(target=self._watchdog, name="watchdog", daemon=True).start()
+        while not self._stop:
+            self._wake.wait()
+            self._wake.clear()
+            if self._reload and not self._stop:
+                self._reload = False
+                self.reload()
+        self.shutdown()
+        return 0
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            self._reload = True
+        else:
+            self._stop = True
+        self._wake.set()
+
+    def shutdown(self) -> None:
+        self.notifier.notify("STOPPING=1", "STATUS=stopping")
+        self.log.info("stopping")
+        self.scheduler.shutdown(wait=False)
+        if self.server:
+            self.server.stop()
+        # Closing can block on a hung driver; never let it hold up the exit past systemd's patience.
+        closer = threading.Thread(target=self.runner.close, name="close", daemon=True)
+        closer.start()
+        closer.join(timeout=2.0)
+
+    def _watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval or 1.0
+        while not self._stop:
+            if self.scheduler.running:
+                self.notifier.notify("WATCHDOG=1")
+            time.sleep(interval)
+
+    def alive(self) -> bool:
+        return bool(self.scheduler.running)
+
+    # -- building -------------------------------------------------------------------------------------
+    def _start_server(self, config: AgentConfig) -> HTTPServer:
+        server = HTTPServer(self.listen(config), config.agent.tls, self.runner, self.health, self.alive)
+        server.start()
+        return server
+
+    def _build_collectors(self, config: AgentConfig) -> dict[str, tuple[Collector, CollectorSettings]]:
+        ctx_paths = config.paths.paths()
+        built: dict[str, tuple[Collector, CollectorSettings]] = {}
+        for name, spec in sorted(REGISTRY.items()):
+            settings = config.collector_settings(name)
+            if not settings.enabled:
+                continue
+            ctx = CollectorContext(paths=ctx_paths, log=self.log.getChild(name), config=config)
+            try:
+                built[name] = (spec.factory(settings, ctx), settings)
+            except Exception as err:
+                self.log.error("collector %s cannot start: %s", name, err)
+                self.health.mark_unknown(name, f"collector {name} cannot start: {err}")
+        return built
+
+    def _install_collectors(self, config: AgentConfig) -> None:
+        """Replace the collector set, run each once (so READY means data is there), then schedule."""
+        self.scheduler.remove_all_jobs()
+        self.runner.set_collectors(self._build_collectors(config))
+        first = [threading.Thread(target=self.runner.run, args=(n,), daemon=True) for n in self.runner.names()]
+        for t in first:
+            t.start()
+        for t in first:
+            t.join()
+        for name in self.runner.names():
+            interval = config.collector_settings(name).interval
+            self.scheduler.add_job(self.runner.run, "interval", seconds=interval, args=[name], id=name)
+
+    def reload(self) -> None:
+        self.log.info("reloading configuration from %s", self.config_path or "built-in defaults")
+        self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        try:
+            new = configmod.load(self.config_path)
+        except ConfigError as err:
+            for problem in err.problems:
+                self.log.error("config: %s", problem)
+            self.log.error("reload failed; keeping the running configuration")
+            self.runner.reload_ok = False
+            self.runner.render()
+            self.notifier.notify("READY=1", "STATUS=reload failed; running the previous configuration")
+            return
+        old = self.config
+        self.config = new
+        self.log = self._setup_logging(new)
+        if (self.listen(new), new.agent.tls) != (self.listen(old), old.agent.tls) and self.server:
+            self.server.stop()
+            self.server = self._start_server(new)
+            self.log.info("now serving on %s", self.server.address)
+        self.runner.reload_ok, self.runner.reload_timestamp = True, time.time()
+        self._install_collectors(new)
+        self.notifier.notify("READY=1", "STATUS=configuration reloaded")
+        self.log.info("configuration reloaded")

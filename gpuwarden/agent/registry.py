@@ -1,0 +1,76 @@
+"""The collector registry: `@register("node", NodeSettings)` on a collector class.
+
+`gpuwarden.collectors` imports every collector module explicitly, so the list stays greppable (telegraf's
+`all/`, gpud's `all.go`). The config schema's `collectors` section is built from this registry: each
+collector owns its settings model, and the one YAML file still validates as a whole.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from prometheus_client.core import Metric
+from pydantic import BaseModel, ConfigDict, Field
+
+from gpuwarden.health import HealthResult
+from gpuwarden.paths import Paths
+
+if TYPE_CHECKING:
+    from gpuwarden.config import AgentConfig
+
+
+class StrictModel(BaseModel):
+    """Base for every config model: unknown keys are errors, values are not coerced silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CollectorSettings(StrictModel):
+    enabled: bool = True
+    interval: float = Field(15.0, gt=0, description="seconds between two collections")
+    timeout: float = Field(10.0, gt=0, description="deadline for one collection, in seconds")
+
+
+@dataclass(frozen=True)
+class CollectorContext:
+    """What a collector may use besides its own settings. Constructors do no slow I/O."""
+
+    paths: Paths
+    log: logging.Logger
+    config: AgentConfig
+
+
+Item = Metric | HealthResult
+
+
+class Collector(Protocol):
+    def collect(self) -> Iterable[Item]:
+        """Yield metric families and health results for one cycle. May raise or hang: the runner copes."""
+        ...
+
+    def close(self) -> None:
+        """Release resources (NVML handles, sockets, threads). Called on shutdown and on reload."""
+        ...
+
+
+@dataclass(frozen=True)
+class CollectorSpec:
+    name: str
+    settings: type[CollectorSettings]
+    factory: Callable[[Any, CollectorContext], Collector]
+
+
+REGISTRY: dict[str, CollectorSpec] = {}
+
+
+def register(name: str, settings: type[CollectorSettings]) -> Callable[[type], type]:
+    def decorate(cls: type) -> type:
+        if name in REGISTRY:
+            raise ValueError(f"collector {name} registered twice")
+        REGISTRY[name] = CollectorSpec(name=name, settings=settings, factory=cls)
+        return cls
+
+    return decorate

@@ -1,0 +1,249 @@
+"""The collector runner: deadlines, isolation, self-metrics, and the pre-rendered exposition.
+
+Each collection runs in its own daemon thread; the caller waits at most the collector's timeout. A
+collector that raises, hangs or yields garbage is recorded (`gpuwarden_collector_success 0`), its series
+are dropped (a stale number is worse than a missing one) and its health turns UNKNOWN; nothing else is
+affected. A hung collector is not started again until its previous call returns, so a driver stuck in D
+state costs one thread, not one thread per interval. After every collection the whole exposition is
+rendered once (plain and gzip) and `/metrics` serves those bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import Metric
+
+import gpuwarden
+from gpuwarden.agent.health_store import HealthStore
+from gpuwarden.agent.registry import Collector, CollectorSettings
+from gpuwarden.catalog import Families, MetricSpec
+from gpuwarden.health import HealthResult, State
+
+CATALOG = (
+    MetricSpec("gpuwarden_build_info", "gauge", "Always 1; the agent's version.", labels=("version",)),
+    MetricSpec(
+        "gpuwarden_collector_success",
+        "gauge",
+        "1 if the collector's last run finished within its deadline without error.",
+        labels=("collector",),
+    ),
+    MetricSpec(
+        "gpuwarden_collector_duration_seconds",
+        "gauge",
+        "Wall time of the collector's last run (its deadline when it timed out).",
+        labels=("collector",),
+        unit="seconds",
+    ),
+    MetricSpec(
+        "gpuwarden_collector_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the collector's last successful run.",
+        labels=("collector",),
+        unit="seconds",
+    ),
+    MetricSpec(
+        "gpuwarden_collector_errors_total", "counter", "Runs that raised an error.", labels=("collector",)
+    ),
+    MetricSpec(
+        "gpuwarden_collector_timeouts_total",
+        "counter",
+        "Runs that missed their deadline or were skipped because the previous run still hangs.",
+        labels=("collector",),
+    ),
+    MetricSpec(
+        "gpuwarden_health_state",
+        "gauge",
+        "1 for the component's current health state, 0 for the other states.",
+        labels=("component", "state"),
+    ),
+    MetricSpec(
+        "gpuwarden_config_last_reload_successful",
+        "gauge",
+        "1 if the last configuration (re)load succeeded; 0 means the agent runs on its previous config.",
+    ),
+    MetricSpec(
+        "gpuwarden_config_last_reload_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the last successful configuration load.",
+        unit="seconds",
+    ),
+)
+
+
+@dataclass
+class CollectorState:
+    collector: Collector
+    settings: CollectorSettings
+    metrics: list[Metric] = field(default_factory=list)
+    success: bool = False
+    ran: bool = False
+    duration: float = 0.0
+    last_success: float = 0.0
+    errors: int = 0
+    timeouts: int = 0
+    pending: Future[list[object]] | None = None
+
+
+class Exposition:
+    """The bytes `/metrics` serves: rendered once per collection, read without locks by the server."""
+
+    def __init__(self) -> None:
+        self.plain = b""
+        self.gzipped = b""
+
+
+class Runner:
+    def __init__(self, health: HealthStore, log: logging.Logger) -> None:
+        self.health = health
+        self.log = log
+        self.exposition = Exposition()
+        self._states: dict[str, CollectorState] = {}
+        self._lock = threading.Lock()  # guards _states and rendering
+        self.reload_ok = True
+        self.reload_timestamp = time.time()
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(_Snapshot(self))
+        # The agent's own process metrics: this reads the agent's own /proc/self, not the host roots.
+        self._registry.register(ProcessCollector(registry=None))
+
+    # -- collector set -------------------------------------------------------------------------------
+    def set_collectors(self, collectors: dict[str, tuple[Collector, CollectorSettings]]) -> None:
+        """Swap in a new collector set (start, reload); closes the collectors it replaces."""
+        with self._lock:
+            old, self._states = self._states, {
+                name: CollectorState(collector=c, settings=s) for name, (c, s) in collectors.items()
+            }
+        for name, state in old.items():
+            if name not in collectors:
+                self.health.drop(name)
+            _close(state.collector, name, self.log)
+        self.render()
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._states)
+
+    def close(self) -> None:
+        self.set_collectors({})
+
+    # -- one run ------------------------------------------------------------------------------------
+    def run(self, name: str) -> bool:
+        """Run one collection of `name` under its deadline; returns its success."""
+        with self._lock:
+            state = self._states.get(name)
+        if state is None:
+            return False
+        log = self.log.getChild(name)
+        start = time.monotonic()
+        if state.pending is not None and not state.pending.done():
+            state.timeouts += 1
+            self._fail(name, state, 0.0, "previous run still hangs")
+            log.warning("skipped: previous run has not returned after %.1fs", time.monotonic() - start)
+            return False
+        future: Future[list[object]] = Future()
+        state.pending = future
+        threading.Thread(target=_collect_into, args=(state.collector, future), name=f"collect-{name}",
+                         daemon=True).start()
+        try:
+            items = future.result(timeout=state.settings.timeout)
+        except FutureTimeout:
+            state.timeouts += 1
+            self._fail(name, state, state.settings.timeout, f"timed out after {state.settings.timeout:g}s")
+            log.warning("timed out after %gs", state.settings.timeout)
+            return False
+        except Exception as err:  # a collector bug or an unexpected OS error: isolate it
+            state.errors += 1
+            duration = time.monotonic() - start
+            self._fail(name, state, duration, f"collector error: {type(err).__name__}: {err}")
+            log.error("failed after %.3fs: %s: %s", duration, type(err).__name__, err)
+            return False
+        duration = time.monotonic() - start
+        metrics, results = [], []
+        for item in items:
+            if isinstance(item, HealthResult):
+                results.append(item)
+            elif isinstance(item, Metric):
+                metrics.append(item)
+            else:
+                state.errors += 1
+                self._fail(name, state, duration, f"collector yielded {type(item).__name__}")
+                log.error("yielded an unexpected %s", type(item).__name__)
+                return False
+        with self._lock:
+            state.metrics, state.success, state.ran = metrics, True, True
+            state.duration, state.last_success = duration, time.time()
+        self.health.replace(name, results)
+        self.render()
+        log.debug("collected %d families in %.3fs", len(metrics), duration)
+        return True
+
+    def _fail(self, name: str, state: CollectorState, duration: float, reason: str) -> None:
+        with self._lock:
+            state.metrics, state.success, state.ran, state.duration = [], False, True, duration
+        self.health.mark_unknown(name, f"collector {name}: {reason}")
+        self.render()
+
+    # -- rendering ----------------------------------------------------------------------------------
+    def render(self) -> None:
+        with self._lock:
+            plain = generate_latest(self._registry)
+            exposition = Exposition()
+            exposition.plain, exposition.gzipped = plain, gzip.compress(plain, compresslevel=1)
+            self.exposition = exposition  # one reference swap: readers see old or new, never half
+
+    def snapshot(self) -> Iterator[Metric]:
+        """Called by the registry while `render` holds the lock."""
+        fams = Families(CATALOG)
+        fams.add("gpuwarden_build_info", 1, version=gpuwarden.__version__)
+        fams.add("gpuwarden_config_last_reload_successful", self.reload_ok)
+        fams.add("gpuwarden_config_last_reload_success_timestamp_seconds", self.reload_timestamp)
+        for name, st in sorted(self._states.items()):
+            if st.ran:
+                fams.add("gpuwarden_collector_success", st.success, collector=name)
+                fams.add("gpuwarden_collector_duration_seconds", st.duration, collector=name)
+            if st.last_success:
+                fams.add("gpuwarden_collector_last_success_timestamp_seconds", st.last_success, collector=name)
+            fams.add("gpuwarden_collector_errors_total", st.errors, collector=name)
+            fams.add("gpuwarden_collector_timeouts_total", st.timeouts, collector=name)
+        for result in self.health.results():
+            for candidate in State:
+                fams.add(
+                    "gpuwarden_health_state",
+                    result.state == candidate,
+                    component=result.component,
+                    state=str(candidate),
+                )
+        yield from fams
+        for st in self._states.values():
+            yield from st.metrics
+
+
+class _Snapshot:
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+    def collect(self) -> Iterator[Metric]:
+        return self.runner.snapshot()
+
+
+def _collect_into(collector: Collector, future: Future[list[object]]) -> None:
+    try:
+        future.set_result(list(collector.collect()))
+    except BaseException as err:  # noqa: BLE001 - delivered to the waiting runner, never lost
+        future.set_exception(err)
+
+
+def _close(collector: Collector, name: str, log: logging.Logger) -> None:
+    try:
+        collector.close()
+    except Exception as err:
+        log.warning("closing collector %s: %s", name, err)

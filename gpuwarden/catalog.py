@@ -1,0 +1,75 @@
+"""Metric catalogs: every series the agent exports is declared once, with its type, labels and help.
+
+A collector declares `CATALOG = (MetricSpec(...), ...)` and fills a `Families` builder per cycle. The
+builder refuses names and label sets that are not in the catalog, so a collector cannot emit a series that
+the docs, dashboards and alert rules do not know about; tests compare emitted names with the catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+Kind = Literal["gauge", "counter", "histogram"]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str  # full name; counters end in _total
+    kind: Kind
+    help: str
+    labels: tuple[str, ...] = ()
+    unit: str = ""  # base unit, for documentation ("seconds", "bytes", "ratio", ...)
+
+    def new_family(self) -> Metric:
+        labels = list(self.labels)
+        if self.kind == "counter":
+            return CounterMetricFamily(self.name, self.help, labels=labels)
+        if self.kind == "histogram":
+            return HistogramMetricFamily(self.name, self.help, labels=labels)
+        return GaugeMetricFamily(self.name, self.help, labels=labels)
+
+
+class Families:
+    """Collects samples for one cycle against a catalog and yields only the families that got samples."""
+
+    def __init__(self, catalog: Iterable[MetricSpec]) -> None:
+        self._specs = {spec.name: spec for spec in catalog}
+        self._families: dict[str, Metric] = {}
+
+    def _family(self, name: str, labels: dict[str, str]) -> tuple[Metric, list[str]]:
+        spec = self._specs.get(name)
+        if spec is None:
+            raise KeyError(f"metric {name} is not in the catalog")
+        if set(labels) != set(spec.labels):
+            raise ValueError(f"metric {name} takes labels {spec.labels}, got {sorted(labels)}")
+        family = self._families.get(name)
+        if family is None:
+            family = self._families[name] = spec.new_family()
+        return family, [str(labels[label]) for label in spec.labels]
+
+    def add(self, name: str, value: float, **labels: str) -> None:
+        family, values = self._family(name, labels)
+        family.add_metric(values, float(value))  # type: ignore[attr-defined]
+
+    def add_histogram(
+        self, name: str, buckets: Sequence[tuple[str, float]], sum_value: float, **labels: str
+    ) -> None:
+        """`buckets` are cumulative (upper bound, count) pairs ending with ("+Inf", total)."""
+        family, values = self._family(name, labels)
+        family.add_metric(values, list(buckets), sum_value)  # type: ignore[attr-defined]
+
+    def __iter__(self) -> Iterator[Metric]:
+        return iter(self._families.values())
+
+
+def catalog_names(catalog: Iterable[MetricSpec]) -> set[str]:
+    return {spec.name for spec in catalog}

@@ -1,0 +1,77 @@
+"""Every subcommand. Thin: parse, call into the package, print, return an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import gpuwarden
+from gpuwarden import config as configmod
+from gpuwarden.config import EX_CONFIG, ConfigError
+
+
+def _load_or_exit(path: str | None) -> configmod.AgentConfig | int:
+    try:
+        return configmod.load(path)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        return EX_CONFIG
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from gpuwarden.agent.daemon import Agent
+
+    if args.listen:
+        try:
+            configmod.parse_listen(args.listen)
+        except ValueError as err:
+            print(f"config error: --listen: {err}", file=sys.stderr)
+            return EX_CONFIG
+    cfg = _load_or_exit(args.config)
+    if isinstance(cfg, int):
+        return cfg
+    try:
+        return Agent(cfg, args.config, args.listen, args.log_format).run()
+    except OSError as err:  # the listen address is taken or the TLS files cannot be read
+        print(f"gpuwarden: cannot start: {err}", file=sys.stderr)
+        return 1
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = _load_or_exit(args.file)
+    if isinstance(cfg, int):
+        return cfg
+    print("OK")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gpuwarden", description="Per-node SRE agent for GPU inference fleets")
+    parser.add_argument("--version", action="version", version=f"gpuwarden {gpuwarden.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("agent", help="run the agent (the systemd service)")
+    p.add_argument("--config", help="YAML config file (default: built-in defaults)")
+    p.add_argument("--listen", help="HOST:PORT to serve on, overrides agent.listen ([::1]:9837 for IPv6)")
+    p.add_argument("--log-format", choices=["text", "json"], help="overrides agent.log_format")
+    p.set_defaults(func=cmd_agent)
+
+    p = sub.add_parser("check-config", help="validate a config file; exit 78 on errors")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_check_config)
+
+    # Subcommands of the other parts register below, one block each.
+    # --- gpu ---
+    # --- network / doctor ---
+    # --- zookeeper / fleet ---
+    # --- engine / worker ---
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,7 @@
+"""Every collector module, imported explicitly so that the registry (and the config schema) know them.
+
+Adding a collector: write `collectors/<name>.py` (or a folder) with `@register("<name>", Settings)` and
+add its import here.
+"""
+
+from gpuwarden.collectors import node  # noqa: F401

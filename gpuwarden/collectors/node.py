@@ -1,0 +1,169 @@
+"""Node collector: host memory, load, transparent huge pages, hugepages and disk usage.
+
+Reads /proc/meminfo, /proc/loadavg, /sys/kernel/mm/transparent_hugepage/enabled and statvfs() of the
+configured paths, all through `Paths`. Needs no privileges. THP and hugepages matter for inference nodes:
+NVIDIA's and the LLM serving guides recommend THP `never` (or `madvise`) to avoid khugepaged stalls.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+
+from pydantic import Field
+
+from gpuwarden.agent.registry import CollectorContext, CollectorSettings, Item, register
+from gpuwarden.catalog import Families, MetricSpec
+from gpuwarden.health import Action, HealthResult, State
+from gpuwarden.paths import read_text
+
+
+class NodeSettings(CollectorSettings):
+    disk_paths: list[str] = Field(default_factory=lambda: ["/"], description="mount points to watch")
+    # Below this share of MemAvailable the node is DEGRADED: the page cache is gone and the OOM killer is
+    # next, which for an inference worker means a lost process and a cold model reload.
+    memory_available_min_ratio: float = Field(0.05, ge=0, le=1)
+    disk_free_min_ratio: float = Field(0.10, ge=0, le=1)
+
+
+THP_MODES = ("always", "madvise", "never")
+
+CATALOG = (
+    MetricSpec("gpuwarden_node_memory_total_bytes", "gauge", "Total usable RAM (MemTotal).", unit="bytes"),
+    MetricSpec(
+        "gpuwarden_node_memory_available_bytes",
+        "gauge",
+        "RAM available for new work without swapping (MemAvailable).",
+        unit="bytes",
+    ),
+    MetricSpec("gpuwarden_node_memory_free_bytes", "gauge", "Unused RAM (MemFree).", unit="bytes"),
+    MetricSpec("gpuwarden_node_swap_total_bytes", "gauge", "Total swap (SwapTotal).", unit="bytes"),
+    MetricSpec("gpuwarden_node_swap_free_bytes", "gauge", "Unused swap (SwapFree).", unit="bytes"),
+    MetricSpec("gpuwarden_node_load1", "gauge", "1-minute load average."),
+    MetricSpec("gpuwarden_node_load5", "gauge", "5-minute load average."),
+    MetricSpec("gpuwarden_node_load15", "gauge", "15-minute load average."),
+    MetricSpec(
+        "gpuwarden_node_transparent_hugepages_mode",
+        "gauge",
+        "Transparent huge pages mode: 1 for the active mode (always, madvise, never), 0 for the others.",
+        labels=("mode",),
+    ),
+    MetricSpec("gpuwarden_node_hugepages_total", "gauge", "Persistent hugepages reserved (HugePages_Total)."),
+    MetricSpec("gpuwarden_node_hugepages_free", "gauge", "Hugepages not yet allocated (HugePages_Free)."),
+    MetricSpec(
+        "gpuwarden_node_hugepages_reserved", "gauge", "Hugepages reserved but not allocated (HugePages_Rsvd)."
+    ),
+    MetricSpec("gpuwarden_node_hugepage_size_bytes", "gauge", "Default hugepage size.", unit="bytes"),
+    MetricSpec(
+        "gpuwarden_node_filesystem_size_bytes", "gauge", "Filesystem size.", labels=("path",), unit="bytes"
+    ),
+    MetricSpec(
+        "gpuwarden_node_filesystem_avail_bytes",
+        "gauge",
+        "Filesystem space available to unprivileged users.",
+        labels=("path",),
+        unit="bytes",
+    ),
+)
+
+
+def parse_meminfo(text: str) -> dict[str, int]:
+    """/proc/meminfo → {key: bytes}; hugepage counts (no unit) stay counts."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        m = re.match(r"^([\w()]+):\s+(\d+)(\s+kB)?", line)
+        if m:
+            out[m.group(1)] = int(m.group(2)) * (1024 if m.group(3) else 1)
+    return out
+
+
+def parse_loadavg(text: str) -> tuple[float, float, float]:
+    fields = text.split()
+    return float(fields[0]), float(fields[1]), float(fields[2])
+
+
+def parse_thp_mode(text: str) -> str | None:
+    """`always [madvise] never` → "madvise": the kernel brackets the active mode."""
+    m = re.search(r"\[(\w+)\]", text)
+    return m.group(1) if m else None
+
+
+@register("node", NodeSettings)
+class NodeCollector:
+    def __init__(self, settings: NodeSettings, ctx: CollectorContext) -> None:
+        self.settings = settings
+        self.paths = ctx.paths
+
+    def close(self) -> None:
+        pass
+
+    def collect(self) -> Iterator[Item]:
+        fams = Families(CATALOG)
+        yield from self._memory(fams)
+        loadavg = read_text(self.paths.proc("loadavg"))
+        if loadavg:
+            for name, value in zip(("load1", "load5", "load15"), parse_loadavg(loadavg), strict=True):
+                fams.add(f"gpuwarden_node_{name}", value)
+        thp = read_text(self.paths.sys("kernel/mm/transparent_hugepage/enabled"))
+        mode = parse_thp_mode(thp) if thp else None
+        if mode:
+            for candidate in THP_MODES:
+                fams.add("gpuwarden_node_transparent_hugepages_mode", candidate == mode, mode=candidate)
+        yield from self._disks(fams)
+        yield from fams
+
+    def _memory(self, fams: Families) -> Iterator[HealthResult]:
+        text = read_text(self.paths.proc("meminfo"))
+        if text is None:
+            yield HealthResult("node.memory", State.UNKNOWN, "cannot read meminfo")
+            return
+        mem = parse_meminfo(text)
+        for key, name in (
+            ("MemTotal", "memory_total_bytes"),
+            ("MemAvailable", "memory_available_bytes"),
+            ("MemFree", "memory_free_bytes"),
+            ("SwapTotal", "swap_total_bytes"),
+            ("SwapFree", "swap_free_bytes"),
+            ("HugePages_Total", "hugepages_total"),
+            ("HugePages_Free", "hugepages_free"),
+            ("HugePages_Rsvd", "hugepages_reserved"),
+            ("Hugepagesize", "hugepage_size_bytes"),
+        ):
+            if key in mem:
+                fams.add(f"gpuwarden_node_{name}", mem[key])
+        total, available = mem.get("MemTotal"), mem.get("MemAvailable")
+        if not total or available is None:
+            yield HealthResult("node.memory", State.UNKNOWN, "meminfo lacks MemTotal or MemAvailable")
+        elif available / total < self.settings.memory_available_min_ratio:
+            yield HealthResult(
+                "node.memory",
+                State.DEGRADED,
+                f"only {available / total:.1%} of memory available "
+                f"(threshold {self.settings.memory_available_min_ratio:.0%})",
+                Action.FREE_RESOURCES,
+            )
+        else:
+            yield HealthResult("node.memory", State.HEALTHY, f"{available / total:.1%} of memory available")
+
+    def _disks(self, fams: Families) -> Iterator[HealthResult]:
+        low, missing = [], []
+        for path in self.settings.disk_paths:
+            try:
+                st = os.statvfs(self.paths.root(path))
+            except OSError as err:
+                missing.append(f"{path} ({err.strerror})")
+                continue
+            size, avail = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+            fams.add("gpuwarden_node_filesystem_size_bytes", size, path=path)
+            fams.add("gpuwarden_node_filesystem_avail_bytes", avail, path=path)
+            if size and avail / size < self.settings.disk_free_min_ratio:
+                low.append(f"{path} {avail / size:.1%} free")
+        if low:
+            yield HealthResult(
+                "node.disk", State.DEGRADED, "low disk space: " + ", ".join(low), Action.FREE_RESOURCES
+            )
+        elif missing:
+            yield HealthResult("node.disk", State.UNKNOWN, "cannot stat: " + ", ".join(missing), Action.FIX_CONFIG)
+        else:
+            yield HealthResult("node.disk", State.HEALTHY, f"{len(self.settings.disk_paths)} path(s) checked")

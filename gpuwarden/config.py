@@ -1,0 +1,180 @@
+"""The one typed config (YAML), validated as a whole; every error names its key path.
+
+`load(path)` returns an `AgentConfig` or raises `ConfigError` carrying one line per problem, e.g.
+`collectors.node.interval: must be > 0`. The CLI prints those lines and exits 78 (EX_CONFIG). With no file
+the built-in defaults apply, so `gpuwarden agent` runs out of the box.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
+
+import gpuwarden.collectors  # noqa: F401  (fills the registry the schema is built from)
+from gpuwarden.agent.registry import REGISTRY, StrictModel
+from gpuwarden.paths import Paths
+
+EX_CONFIG = 78
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[V6]:PORT` → (host, port). Raises ValueError with a readable reason."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError("must be HOST:PORT (IPv6 as [ADDR]:PORT)")
+    if host.startswith("["):
+        if not host.endswith("]"):
+            raise ValueError("must be HOST:PORT (IPv6 as [ADDR]:PORT)")
+        host = host[1:-1]
+        ipaddress.IPv6Address(host)
+    elif ":" in host:
+        raise ValueError("an IPv6 address must be written in brackets: [ADDR]:PORT")
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError("port must be a number from 0 to 65535")
+    return host, int(port_text)
+
+
+class TLSConfig(StrictModel):
+    cert_file: str | None = None
+    key_file: str | None = None
+    # When set, clients must present a certificate signed by this CA (mutual TLS).
+    client_ca_file: str | None = None
+
+    @model_validator(mode="after")
+    def _pairs(self) -> TLSConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together")
+        if self.client_ca_file and not self.cert_file:
+            raise ValueError("client_ca_file needs cert_file and key_file")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
+class AgentSection(StrictModel):
+    listen: str = "127.0.0.1:9837"
+    tls: TLSConfig = Field(default_factory=TLSConfig)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        parse_listen(v)
+        return v
+
+
+class PathsSection(StrictModel):
+    procfs: str = "/proc"
+    sysfs: str = "/sys"
+    devfs: str = "/dev"
+    rootfs: str = "/"
+
+    def paths(self) -> Paths:
+        return Paths(procfs=self.procfs, sysfs=self.sysfs, devfs=self.devfs, rootfs=self.rootfs)
+
+
+def _collectors_model() -> type[BaseModel]:
+    fields: dict[str, Any] = {
+        name: (spec.settings, Field(default_factory=spec.settings)) for name, spec in sorted(REGISTRY.items())
+    }
+    return create_model("CollectorsConfig", __base__=StrictModel, **fields)
+
+
+CollectorsConfig = _collectors_model()
+
+
+class AgentConfig(StrictModel):
+    agent: AgentSection = Field(default_factory=AgentSection)
+    paths: PathsSection = Field(default_factory=PathsSection)
+    collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)  # type: ignore[valid-type]
+
+    def collector_settings(self, name: str) -> Any:
+        return getattr(self.collectors, name)
+
+
+# Pydantic's messages, said the way an operator reads them next to a key path.
+_MESSAGES = {
+    "extra_forbidden": "unknown key",
+    "missing": "required key is missing",
+    "greater_than": "must be > {gt:g}",
+    "greater_than_equal": "must be >= {ge:g}",
+    "less_than": "must be < {lt:g}",
+    "less_than_equal": "must be <= {le:g}",
+    "literal_error": "must be one of {expected}",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "int_parsing": "must be an integer",
+    "int_type": "must be an integer",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+}
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "(top level)"
+
+
+def format_errors(err: ValidationError) -> list[str]:
+    problems = []
+    for e in err.errors():
+        template = _MESSAGES.get(e["type"])
+        ctx = e.get("ctx") or {}
+        if template:
+            message = template.format(**ctx)
+        else:
+            message = str(e["msg"]).removeprefix("Value error, ")
+        problems.append(f"{_key_path(e['loc'])}: {message}")
+    return problems
+
+
+def from_mapping(data: object) -> AgentConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(["(top level): must be a mapping"])
+    try:
+        return AgentConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_errors(err)) from None
+
+
+def load(path: str | None) -> AgentConfig:
+    """The config in `path`, or the built-in defaults when `path` is None."""
+    if path is None:
+        return AgentConfig()
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as err:
+        raise ConfigError([f"{path}: cannot read: {err.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise ConfigError([f"{where}: invalid YAML: {problem}"]) from None
+    return from_mapping(data)
