@@ -6,7 +6,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 LISTEN ?= 127.0.0.1:9837
 # Debian packages the tests start for real: a 3-node ZooKeeper ensemble, Prometheus (+ promtool),
 # Alertmanager (+ amtool), node_exporter for the scrape benchmark, systemd-analyze for the unit files.
-DEBIAN_PACKAGES := zookeeper prometheus prometheus-alertmanager prometheus-node-exporter systemd curl ca-certificates
+DEBIAN_PACKAGES := zookeeper prometheus prometheus-alertmanager prometheus-node-exporter systemd curl ca-certificates openssl
 
 .PHONY: run test lint typecheck unit integration bench deps-debian venv clean
 

@@ -14,11 +14,12 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST
-
 from gpuwarden.agent.health_store import HealthStore
 from gpuwarden.agent.runner import Runner
 from gpuwarden.config import TLSConfig, parse_listen
+
+# The classic text format: every name we export is a legacy-valid name, and every Prometheus 2.x parses it.
+CONTENT_TYPE_LATEST = "text/plain; version=0.0.4; charset=utf-8"
 
 INDEX = b"""<html><head><title>gpuwarden</title></head><body><h1>gpuwarden</h1>
 <p><a href="/metrics">/metrics</a> <a href="/health">/health</a> <a href="/healthz">/healthz</a></p>
