@@ -49,7 +49,7 @@ CATALOG = (
         "Transparent huge pages mode: 1 for the active mode (always, madvise, never), 0 for the others.",
         labels=("mode",),
     ),
-    MetricSpec("gpuwarden_node_hugepages_total", "gauge", "Persistent hugepages reserved (HugePages_Total)."),
+    MetricSpec("gpuwarden_node_hugepages_configured", "gauge", "Size of the persistent hugepage pool (HugePages_Total)."),
     MetricSpec("gpuwarden_node_hugepages_free", "gauge", "Hugepages not yet allocated (HugePages_Free)."),
     MetricSpec(
         "gpuwarden_node_hugepages_reserved", "gauge", "Hugepages reserved but not allocated (HugePages_Rsvd)."
@@ -125,7 +125,7 @@ class NodeCollector:
             ("MemFree", "memory_free_bytes"),
             ("SwapTotal", "swap_total_bytes"),
             ("SwapFree", "swap_free_bytes"),
-            ("HugePages_Total", "hugepages_total"),
+            ("HugePages_Total", "hugepages_configured"),
             ("HugePages_Free", "hugepages_free"),
             ("HugePages_Rsvd", "hugepages_reserved"),
             ("Hugepagesize", "hugepage_size_bytes"),
