@@ -5,3 +5,6 @@ add its import here.
 """
 
 from gpuwarden.collectors import node  # noqa: F401
+from gpuwarden.collectors import textfile  # noqa: F401
+from gpuwarden.collectors import network  # noqa: F401
+from gpuwarden.collectors import business  # noqa: F401

@@ -1,0 +1,203 @@
+"""The `network` collector: interfaces, InfiniBand/RoCE ports and peer round-trip times.
+
+Raw kernel counters go through a `CounterTracker`, so exported counters never decrease even when a 32-bit
+IB counter wraps or an interface is re-created, and utilization and error ratios come from the increase
+over the last interval (they appear from the second cycle on).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from gpuwarden.agent.registry import CollectorContext, Item, register
+from gpuwarden.catalog import Families
+from gpuwarden.collectors.network.catalog import CATALOG
+from gpuwarden.collectors.network.counters import WIDTH_32, CounterTracker, error_ratio, utilization
+from gpuwarden.collectors.network.infiniband import (
+    DATA_COUNTERS,
+    WRAPPING_32BIT,
+    IBPort,
+    read_ports,
+)
+from gpuwarden.collectors.network.netdev import NetDevFormatError, parse_proc_net_dev, read_link
+from gpuwarden.collectors.network.peers import PeerStats, ProbeOutcome, probe_tcp
+from gpuwarden.collectors.network.settings import NetworkSettings, PeerSettings
+from gpuwarden.health import Action, HealthResult, State
+from gpuwarden.paths import read_text
+
+NETDEV_FIELDS = (
+    ("rx_bytes", "receive_bytes"),
+    ("tx_bytes", "transmit_bytes"),
+    ("rx_packets", "receive_packets"),
+    ("tx_packets", "transmit_packets"),
+    ("rx_errors", "receive_errors"),
+    ("tx_errors", "transmit_errors"),
+    ("rx_drops", "receive_drops"),
+    ("tx_drops", "transmit_drops"),
+)
+
+
+@register("network", NetworkSettings)
+class NetworkCollector:
+    def __init__(
+        self, settings: NetworkSettings, ctx: CollectorContext, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.settings = settings
+        self.paths = ctx.paths
+        self.exclude = re.compile(settings.interface_exclude)
+        self.clock = clock
+        self.tracker = CounterTracker()
+        self.last_time: float | None = None
+        self.peer_stats = {p.name: PeerStats(bounds=settings.rtt_buckets) for p in settings.peers}
+        # Threads start lazily on the first submit: the constructor stays free of slow work.
+        self.pool = ThreadPoolExecutor(
+            max_workers=min(16, max(1, len(settings.peers))), thread_name_prefix="peer"
+        )
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def collect(self) -> Iterator[Item]:
+        fams = Families(CATALOG)
+        now = self.clock()
+        seconds = None if self.last_time is None else now - self.last_time
+        self.last_time = now
+        yield from self._interfaces(fams, seconds)
+        yield from self._infiniband(fams, seconds)
+        yield from self._peers(fams)
+        self.tracker.end_cycle()
+        yield from fams
+
+    def _interfaces(self, fams: Families, seconds: float | None) -> Iterator[HealthResult]:
+        text = read_text(self.paths.proc("net", "dev"))
+        try:
+            stats = parse_proc_net_dev(text) if text is not None else None
+        except NetDevFormatError as err:
+            yield HealthResult("network.interfaces", State.UNKNOWN, f"cannot parse /proc/net/dev: {err}")
+            return
+        if stats is None:
+            yield HealthResult("network.interfaces", State.UNKNOWN, "cannot read /proc/net/dev")
+            return
+        noisy, down = [], []
+        for iface, st in sorted(stats.items()):
+            if self.exclude.search(iface):
+                continue
+            for attr, name in NETDEV_FIELDS:
+                total = self.tracker.update(("if", iface, attr), getattr(st, attr))
+                fams.add(f"gpuwarden_network_{name}_total", total, interface=iface)
+            link = read_link(self.paths, iface)
+            fams.add("gpuwarden_network_up", link.up, interface=iface)
+            fams.add("gpuwarden_network_info", 1, interface=iface, operstate=link.operstate)
+            if link.mtu is not None:
+                fams.add("gpuwarden_network_mtu_bytes", link.mtu, interface=iface)
+            if link.speed_bps is not None:
+                fams.add("gpuwarden_network_speed_bytes_per_second", link.speed_bps / 8, interface=iface)
+            for direction, attr in (("receive", "rx_bytes"), ("transmit", "tx_bytes")):
+                ratio = utilization(self.tracker.delta(("if", iface, attr)), seconds, link.speed_bps)
+                if ratio is not None:
+                    fams.add(f"gpuwarden_network_{direction}_utilization_ratio", ratio, interface=iface)
+            errors = [self.tracker.delta(("if", iface, a)) for a in ("rx_errors", "tx_errors")]
+            packets = [self.tracker.delta(("if", iface, a)) for a in ("rx_packets", "tx_packets")]
+            ratio = error_ratio(_sum(errors), _sum(packets))
+            if ratio is not None:
+                fams.add("gpuwarden_network_error_ratio", ratio, interface=iface)
+                if ratio > self.settings.error_ratio_max:
+                    noisy.append(f"{iface} {ratio:.2%} errors")
+            if iface in self.settings.expected_interfaces and not link.up:
+                down.append(f"{iface} is {link.operstate}")
+        down += [f"{i} is missing" for i in self.settings.expected_interfaces if i not in stats]
+        if down:
+            yield HealthResult("network.interfaces", State.UNHEALTHY, "; ".join(down), Action.CHECK_NETWORK)
+        elif noisy:
+            yield HealthResult("network.interfaces", State.DEGRADED, "; ".join(noisy), Action.CHECK_NETWORK)
+        else:
+            yield HealthResult("network.interfaces", State.HEALTHY, f"{len(stats)} interface(s) read")
+
+    def _infiniband(self, fams: Families, seconds: float | None) -> Iterator[HealthResult]:
+        ports = read_ports(self.paths)
+        for p in ports:
+            self._port(fams, p, seconds)
+        expected = self.settings.infiniband_expected_active_ports
+        if not ports and not expected:
+            return  # no RDMA fabric on this node and none expected: nothing to say
+        up = [p for p in ports if p.up]
+        not_up = [f"{p.device}/{p.port} {p.state}/{p.phys_state}" for p in ports if not p.up]
+        if len(up) < expected:
+            reason = f"{len(up)} of {expected} expected port(s) active" + (
+                f"; {', '.join(not_up)}" if not_up else ""
+            )
+            yield HealthResult("network.infiniband", State.UNHEALTHY, reason, Action.CHECK_NETWORK)
+        elif not_up:
+            reason = f"{len(up)} port(s) active; not active: {', '.join(not_up)}"
+            yield HealthResult("network.infiniband", State.DEGRADED, reason, Action.CHECK_NETWORK)
+        else:
+            yield HealthResult("network.infiniband", State.HEALTHY, f"{len(up)} port(s) active")
+
+    def _port(self, fams: Families, p: IBPort, seconds: float | None) -> None:
+        labels = {"device": p.device, "port": p.port}
+        fams.add("gpuwarden_network_infiniband_port_up", p.up, **labels)
+        fams.add(
+            "gpuwarden_network_infiniband_port_info",
+            1,
+            state=p.state,
+            phys_state=p.phys_state,
+            link_layer=p.link_layer,
+            **labels,
+        )
+        if p.rate_bps is not None:
+            fams.add("gpuwarden_network_infiniband_rate_bytes_per_second", p.rate_bps / 8, **labels)
+        for counter, raw in sorted(p.counters.items()):
+            key = ("ib", p.device, p.port, counter)
+            total = self.tracker.update(key, raw, WIDTH_32 if counter in WRAPPING_32BIT else None)
+            if counter in DATA_COUNTERS:
+                name, scale = DATA_COUNTERS[counter]
+                fams.add(f"gpuwarden_network_infiniband_{name}_total", total * scale, **labels)
+            else:
+                fams.add("gpuwarden_network_infiniband_port_counter_total", total, counter=counter, **labels)
+        for counter, raw in sorted(p.hw_counters.items()):
+            total = self.tracker.update(("ibhw", p.device, p.port, counter), raw)
+            fams.add("gpuwarden_network_infiniband_hw_counter_total", total, counter=counter, **labels)
+        for direction, counter in (("receive", "port_rcv_data"), ("transmit", "port_xmit_data")):
+            delta = self.tracker.delta(("ib", p.device, p.port, counter))
+            ratio = utilization(None if delta is None else delta * 4, seconds, p.rate_bps)
+            if ratio is not None:
+                fams.add(f"gpuwarden_network_infiniband_{direction}_utilization_ratio", ratio, **labels)
+
+    def _peers(self, fams: Families) -> Iterator[HealthResult]:
+        peers = self.settings.peers
+        if not peers:
+            return
+        futures = {p.name: self.pool.submit(self._probe_peer, p) for p in peers}
+        failing = []
+        for peer in peers:
+            stats = self.peer_stats[peer.name]
+            stats.record(futures[peer.name].result())
+            fams.add_histogram(
+                "gpuwarden_network_peer_rtt_seconds",
+                stats.cumulative_buckets(),
+                stats.total_seconds,
+                peer=peer.name,
+            )
+            for result, count in stats.results.items():
+                fams.add("gpuwarden_network_peer_probes_total", count, peer=peer.name, result=result)
+            fams.add("gpuwarden_network_peer_up", stats.last_ok, peer=peer.name)
+            if not stats.last_ok:
+                failing.append(peer.name)
+        if failing:
+            reason = f"unreachable: {', '.join(failing)} ({len(failing)} of {len(peers)} peer(s))"
+            yield HealthResult("network.peers", State.DEGRADED, reason, Action.CHECK_NETWORK)
+        else:
+            yield HealthResult("network.peers", State.HEALTHY, f"{len(peers)} peer(s) reachable")
+
+    def _probe_peer(self, peer: PeerSettings) -> list[ProbeOutcome]:
+        return [
+            probe_tcp(peer.host, peer.port, self.settings.probe_timeout)
+            for _ in range(self.settings.probes_per_cycle)
+        ]
+
+
+def _sum(values: list[int | None]) -> int | None:
+    return None if any(v is None for v in values) else sum(v for v in values if v is not None)
