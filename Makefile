@@ -8,7 +8,7 @@ LISTEN ?= 127.0.0.1:9837
 # Alertmanager (+ amtool), node_exporter for the scrape benchmark, systemd-analyze for the unit files.
 DEBIAN_PACKAGES := zookeeper prometheus prometheus-alertmanager prometheus-node-exporter systemd curl ca-certificates openssl
 
-.PHONY: run test lint typecheck unit integration bench deps-debian venv clean
+.PHONY: run test lint typecheck bench generate deps-debian venv clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -38,6 +38,10 @@ test: deps-debian venv lint typecheck
 
 bench: deps-debian venv
 	$(PY) bench/scrape.py
+
+# Re-render the generated, committed files (review their diff like code).
+generate: venv
+	$(VENV)/bin/gpuwarden config-docs > docs/configuration.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -46,8 +46,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_docs(args: argparse.Namespace) -> int:
+    from gpuwarden import docgen
+
+    sys.stdout.write(docgen.render())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gpuwarden", description="Per-node SRE agent for GPU inference fleets")
+    parser = argparse.ArgumentParser(
+        prog="gpuwarden", description="Per-node SRE agent for GPU inference fleets"
+    )
     parser.add_argument("--version", action="version", version=f"gpuwarden {gpuwarden.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -61,11 +70,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.set_defaults(func=cmd_check_config)
 
+    p = sub.add_parser("config-docs", help="print the configuration reference (docs/configuration.md)")
+    p.set_defaults(func=cmd_config_docs)
+
     # Subcommands of the other parts register below, one block each.
     # --- gpu ---
+    from gpuwarden.collectors.gpu import record as nvml_record
+
+    p = sub.add_parser("nvml", help="NVML tools")
+    nvml = p.add_subparsers(dest="nvml_command", required=True)
+    p = nvml.add_parser("record", help="record what NVML answers on this node into a JSON fixture for replay")
+    p.add_argument("--out", required=True, help="JSON file to write")
+    p.set_defaults(func=nvml_record.cli)
     # --- network / doctor ---
     # --- zookeeper / fleet ---
     # --- engine / worker ---
+    from gpuwarden.worker import main as worker_main  # stdlib only; the model stack loads on start
+
+    p = sub.add_parser("worker", help="run the reference inference worker (KServe v2, vLLM-style metrics)")
+    worker_main.add_arguments(p)
+    p.set_defaults(func=worker_main.run)
     return parser
 
 

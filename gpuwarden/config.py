@@ -44,10 +44,13 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 class TLSConfig(StrictModel):
-    cert_file: str | None = None
-    key_file: str | None = None
-    # When set, clients must present a certificate signed by this CA (mutual TLS).
-    client_ca_file: str | None = None
+    """HTTPS for /metrics and /health; with `client_ca_file`, mutual TLS (clients need a signed cert)."""
+
+    cert_file: str | None = Field(None, description="PEM server certificate (chain); enables HTTPS")
+    key_file: str | None = Field(None, description="PEM private key of `cert_file`")
+    client_ca_file: str | None = Field(
+        None, description="PEM CA bundle; when set, clients must present a certificate signed by it"
+    )
 
     @model_validator(mode="after")
     def _pairs(self) -> TLSConfig:
@@ -63,10 +66,17 @@ class TLSConfig(StrictModel):
 
 
 class AgentSection(StrictModel):
-    listen: str = "127.0.0.1:9837"
+    """The agent process itself: where it serves and how it logs."""
+
+    listen: str = Field(
+        "127.0.0.1:9837",
+        description="HOST:PORT for /metrics, /health, /healthz; IPv6 as [ADDR]:PORT; `--listen` overrides",
+    )
     tls: TLSConfig = Field(default_factory=TLSConfig)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log threshold")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`text` for people, `json` (one object per line) for journald ingestion"
+    )
 
     @field_validator("listen")
     @classmethod
@@ -76,10 +86,12 @@ class AgentSection(StrictModel):
 
 
 class PathsSection(StrictModel):
-    procfs: str = "/proc"
-    sysfs: str = "/sys"
-    devfs: str = "/dev"
-    rootfs: str = "/"
+    """Roots of the host trees the collectors read; in a container, where the host's are mounted."""
+
+    procfs: str = Field("/proc", description="procfs root (meminfo, loadavg, net/dev)")
+    sysfs: str = Field("/sys", description="sysfs root (net, infiniband, transparent huge pages)")
+    devfs: str = Field("/dev", description="device root (kmsg for XID events)")
+    rootfs: str = Field("/", description="host root filesystem, prefixed to disk and model paths")
 
     def paths(self) -> Paths:
         return Paths(procfs=self.procfs, sysfs=self.sysfs, devfs=self.devfs, rootfs=self.rootfs)
@@ -142,10 +154,7 @@ def format_errors(err: ValidationError) -> list[str]:
     for e in err.errors():
         template = _MESSAGES.get(e["type"])
         ctx = e.get("ctx") or {}
-        if template:
-            message = template.format(**ctx)
-        else:
-            message = str(e["msg"]).removeprefix("Value error, ")
+        message = template.format(**ctx) if template else str(e["msg"]).removeprefix("Value error, ")
         problems.append(f"{_key_path(e['loc'])}: {message}")
     return problems
 

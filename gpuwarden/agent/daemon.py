@@ -23,8 +23,13 @@ from gpuwarden.config import AgentConfig, ConfigError
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, config_path: str | None, listen_override: str | None,
-                 log_format_override: str | None = None) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        config_path: str | None,
+        listen_override: str | None,
+        log_format_override: str | None = None,
+    ) -> None:
         self.config = config
         self.config_path = config_path
         self.listen_override = listen_override
@@ -124,7 +129,9 @@ class Agent:
         """Replace the collector set, run each once (so READY means data is there), then schedule."""
         self.scheduler.remove_all_jobs()
         self.runner.set_collectors(self._build_collectors(config))
-        first = [threading.Thread(target=self.runner.run, args=(n,), daemon=True) for n in self.runner.names()]
+        first = [
+            threading.Thread(target=self.runner.run, args=(n,), daemon=True) for n in self.runner.names()
+        ]
         for t in first:
             t.start()
         for t in first:

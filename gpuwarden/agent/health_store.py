@@ -20,10 +20,8 @@ class HealthStore:
     def mark_unknown(self, collector: str, reason: str) -> None:
         """The collector failed: what it said last is no longer known to be true."""
         with self._lock:
-            previous = self._by_collector.get(collector) or {collector: None}
-            self._by_collector[collector] = {
-                component: HealthResult(component, State.UNKNOWN, reason) for component in previous
-            }
+            components = list(self._by_collector.get(collector) or [collector])
+            self._by_collector[collector] = {c: HealthResult(c, State.UNKNOWN, reason) for c in components}
 
     def drop(self, collector: str) -> None:
         with self._lock:

@@ -29,7 +29,7 @@ class StrictModel(BaseModel):
 
 
 class CollectorSettings(StrictModel):
-    enabled: bool = True
+    enabled: bool = Field(True, description="run this collector")
     interval: float = Field(15.0, gt=0, description="seconds between two collections")
     timeout: float = Field(10.0, gt=0, description="deadline for one collection, in seconds")
 

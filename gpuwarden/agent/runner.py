@@ -119,9 +119,10 @@ class Runner:
     def set_collectors(self, collectors: dict[str, tuple[Collector, CollectorSettings]]) -> None:
         """Swap in a new collector set (start, reload); closes the collectors it replaces."""
         with self._lock:
-            old, self._states = self._states, {
-                name: CollectorState(collector=c, settings=s) for name, (c, s) in collectors.items()
-            }
+            old, self._states = (
+                self._states,
+                {name: CollectorState(collector=c, settings=s) for name, (c, s) in collectors.items()},
+            )
         for name, state in old.items():
             if name not in collectors:
                 self.health.drop(name)
@@ -151,8 +152,9 @@ class Runner:
             return False
         future: Future[list[object]] = Future()
         state.pending = future
-        threading.Thread(target=_collect_into, args=(state.collector, future), name=f"collect-{name}",
-                         daemon=True).start()
+        threading.Thread(
+            target=_collect_into, args=(state.collector, future), name=f"collect-{name}", daemon=True
+        ).start()
         try:
             items = future.result(timeout=state.settings.timeout)
         except FutureTimeout:
@@ -211,7 +213,9 @@ class Runner:
                 fams.add("gpuwarden_collector_success", st.success, collector=name)
                 fams.add("gpuwarden_collector_duration_seconds", st.duration, collector=name)
             if st.last_success:
-                fams.add("gpuwarden_collector_last_success_timestamp_seconds", st.last_success, collector=name)
+                fams.add(
+                    "gpuwarden_collector_last_success_timestamp_seconds", st.last_success, collector=name
+                )
             fams.add("gpuwarden_collector_errors_total", st.errors, collector=name)
             fams.add("gpuwarden_collector_timeouts_total", st.timeouts, collector=name)
         for result in self.health.results():

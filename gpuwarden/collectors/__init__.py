@@ -4,7 +4,9 @@ Adding a collector: write `collectors/<name>.py` (or a folder) with `@register("
 add its import here.
 """
 
+from gpuwarden.collectors import gpu  # noqa: F401
 from gpuwarden.collectors import node  # noqa: F401
 from gpuwarden.collectors import textfile  # noqa: F401
 from gpuwarden.collectors import network  # noqa: F401
 from gpuwarden.collectors import business  # noqa: F401
+from gpuwarden.collectors import zookeeper  # noqa: F401

@@ -49,7 +49,11 @@ CATALOG = (
         "Transparent huge pages mode: 1 for the active mode (always, madvise, never), 0 for the others.",
         labels=("mode",),
     ),
-    MetricSpec("gpuwarden_node_hugepages_configured", "gauge", "Size of the persistent hugepage pool (HugePages_Total)."),
+    MetricSpec(
+        "gpuwarden_node_hugepages_configured",
+        "gauge",
+        "Size of the persistent hugepage pool (HugePages_Total).",
+    ),
     MetricSpec("gpuwarden_node_hugepages_free", "gauge", "Hugepages not yet allocated (HugePages_Free)."),
     MetricSpec(
         "gpuwarden_node_hugepages_reserved", "gauge", "Hugepages reserved but not allocated (HugePages_Rsvd)."
@@ -164,6 +168,8 @@ class NodeCollector:
                 "node.disk", State.DEGRADED, "low disk space: " + ", ".join(low), Action.FREE_RESOURCES
             )
         elif missing:
-            yield HealthResult("node.disk", State.UNKNOWN, "cannot stat: " + ", ".join(missing), Action.FIX_CONFIG)
+            yield HealthResult(
+                "node.disk", State.UNKNOWN, "cannot stat: " + ", ".join(missing), Action.FIX_CONFIG
+            )
         else:
             yield HealthResult("node.disk", State.HEALTHY, f"{len(self.settings.disk_paths)} path(s) checked")

@@ -32,8 +32,13 @@ def only_collectors(enabled: dict[str, dict[str, Any]]) -> dict[str, dict[str, A
 
 
 class AgentProcess:
-    def __init__(self, tmp: Path, config: dict[str, Any], args: tuple[str, ...] = (),
-                 watchdog_usec: int | None = 400_000) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        config: dict[str, Any],
+        args: tuple[str, ...] = (),
+        watchdog_usec: int | None = 400_000,
+    ) -> None:
         self.tmp = tmp
         self.config_path = tmp / "agent.yaml"
         self.write_config(config)
@@ -67,7 +72,9 @@ class AgentProcess:
                 self.messages.append(self.notify.recv(4096).decode())
             except TimeoutError:
                 if self.proc.poll() is not None:
-                    raise AssertionError(f"agent exited with {self.proc.returncode}: {self.stderr()}") from None
+                    raise AssertionError(
+                        f"agent exited with {self.proc.returncode}: {self.stderr()}"
+                    ) from None
         raise AssertionError(f"no sd_notify message with {wanted!r}; got {self.messages}; {self.stderr()}")
 
     def signal(self, signum: int) -> None:

@@ -162,15 +162,52 @@ def _openssl(*args: str) -> None:
 
 def _make_pki(d: Path) -> None:
     """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA."""
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
-             "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"))
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        str(d / "ca.key"),
+        "-out",
+        str(d / "ca.crt"),
+    )
     for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
-                 "-keyout", str(d / f"{name}.key"), "-out", str(d / f"{name}.csr"))
+        _openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={name}",
+            "-keyout",
+            str(d / f"{name}.key"),
+            "-out",
+            str(d / f"{name}.csr"),
+        )
         (d / f"{name}.ext").write_text(ext + "\n")
-        _openssl("x509", "-req", "-in", str(d / f"{name}.csr"), "-CA", str(d / "ca.crt"), "-CAkey",
-                 str(d / "ca.key"), "-CAcreateserial", "-days", "1", "-extfile", str(d / f"{name}.ext"),
-                 "-out", str(d / f"{name}.crt"))
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(d / f"{name}.csr"),
+            "-CA",
+            str(d / "ca.crt"),
+            "-CAkey",
+            str(d / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            str(d / f"{name}.ext"),
+            "-out",
+            str(d / f"{name}.crt"),
+        )
 
 
 def test_tls_with_client_certificates_admits_only_signed_clients(tmp_path: Path) -> None:
@@ -185,13 +222,22 @@ def test_tls_with_client_certificates_admits_only_signed_clients(tmp_path: Path)
     try:
         proc.wait_message("READY=1")
         url = f"https://127.0.0.1:{port}/metrics"
-        ok = get(url, verify=str(tmp_path / "ca.crt"),
-                 cert=(str(tmp_path / "client.crt"), str(tmp_path / "client.key")))
+        ok = get(
+            url,
+            verify=str(tmp_path / "ca.crt"),
+            cert=(str(tmp_path / "client.crt"), str(tmp_path / "client.key")),
+        )
         assert ok.status_code == 200 and "gpuwarden_build_info" in ok.text
         with pytest.raises((requests.exceptions.SSLError, requests.exceptions.ConnectionError, ssl.SSLError)):
             get(url, verify=str(tmp_path / "ca.crt"))
         # The agent survives a client that failed the handshake.
-        assert get(url, verify=str(tmp_path / "ca.crt"),
-                   cert=(str(tmp_path / "client.crt"), str(tmp_path / "client.key"))).status_code == 200
+        assert (
+            get(
+                url,
+                verify=str(tmp_path / "ca.crt"),
+                cert=(str(tmp_path / "client.crt"), str(tmp_path / "client.key")),
+            ).status_code
+            == 200
+        )
     finally:
         assert proc.stop() == 0

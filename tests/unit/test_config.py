@@ -129,7 +129,9 @@ def test_the_shipped_example_config_validates(capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().out == "OK\n"
 
 
-def test_the_agent_refuses_to_start_on_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_agent_refuses_to_start_on_a_bad_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "agent.yaml"
     path.write_text("collectors:\n  node:\n    interval: 0\n")
     assert cli.main(["agent", "--config", str(path)]) == config.EX_CONFIG

@@ -34,7 +34,9 @@ def test_fixture_tree_gives_the_expected_exposition(case: str) -> None:
 
 def test_a_full_tree_emits_exactly_the_catalog() -> None:
     metrics, _ = split(make("debian-host").collect())
-    assert {m.name + ("_total" if m.type == "counter" else "") for m in metrics} == catalog_names(node.CATALOG)
+    assert {m.name + ("_total" if m.type == "counter" else "") for m in metrics} == catalog_names(
+        node.CATALOG
+    )
 
 
 def test_the_active_thp_mode_is_one_hot() -> None:

@@ -102,7 +102,9 @@ def test_a_raising_collector_reports_failure_and_its_health_turns_unknown(runner
     assert not runner.run("flaky")
     assert value(runner, "gpuwarden_collector_success", collector="flaky") == 0
     assert value(runner, "gpuwarden_collector_errors_total", collector="flaky") == 1
-    assert value(runner, "test_flaky_value") is None, "a failed collection's partial series must not be served"
+    assert value(runner, "test_flaky_value") is None, (
+        "a failed collection's partial series must not be served"
+    )
     health = {r.component: r for r in runner.health.results()}
     assert health["flaky"].state == State.UNKNOWN
     assert "OSError" in health["flaky"].reason
@@ -130,7 +132,9 @@ def test_a_hanging_collector_times_out_and_is_not_started_twice(runner: Runner) 
 
 def test_a_scrape_answers_within_a_second_while_a_collector_hangs(runner: Runner) -> None:
     hung, good = Hanging(), Counting()
-    runner.set_collectors({"hung": (hung, CollectorSettings(interval=1, timeout=5)), "good": (good, SETTINGS)})
+    runner.set_collectors(
+        {"hung": (hung, CollectorSettings(interval=1, timeout=5)), "good": (good, SETTINGS)}
+    )
     server = HTTPServer("127.0.0.1:0", TLSConfig(), runner, runner.health, lambda: True)
     server.start()
     try:
