@@ -1,0 +1,5 @@
+import sys
+
+from gpuwarden.worker.main import main
+
+sys.exit(main())
