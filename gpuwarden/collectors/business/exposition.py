@@ -1,0 +1,132 @@
+"""Scrape an inference server's /metrics and look series up the way a PromQL selector does.
+
+Parsing is prometheus_client's text parser. Before it runs, lines of metrics that no selector names are
+dropped with a cheap string test: an LLM server's exposition carries hundreds of histogram buckets
+(token counts, per-step timings) the business signals never read, and the pure-Python parser's cost is
+per line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from gpuwarden.collectors.business.settings import Selector
+
+LabelKey = tuple[tuple[str, str], ...]
+Series = dict[LabelKey, float]
+
+# Sample-name suffixes of counters, histograms and summaries (exposition format 0.0.4 and OpenMetrics).
+_SUFFIXES = ("_total", "_bucket", "_count", "_sum", "_created")
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+class ScrapeError(Exception):
+    """The target could not be read or parsed; the message is the reason shown in health."""
+
+
+def fetch(session: requests.Session, url: str, timeout: float) -> str:
+    # Ask for the classic text format: OpenMetrics would add `_created` series and `# EOF` to parse.
+    headers = {"Accept": "text/plain;version=0.0.4;q=1,*/*;q=0.1"}
+    try:
+        response = session.get(url, timeout=timeout, headers=headers)
+    except requests.Timeout:
+        raise ScrapeError(f"scrape of {url} timed out after {timeout:g}s") from None
+    except requests.ConnectionError as err:
+        raise ScrapeError(f"cannot connect to {url}: {_root_cause(err)}") from None
+    except requests.RequestException as err:
+        raise ScrapeError(f"scrape of {url} failed: {err}") from None
+    if response.status_code != 200:
+        raise ScrapeError(f"scrape of {url} returned HTTP {response.status_code}")
+    return response.text
+
+
+def _root_cause(err: BaseException) -> str:
+    """'Connection refused' rather than urllib3's three nested wrappers."""
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    text = str(err)
+    return text.split("] ", 1)[-1] if text.startswith("[Errno") else text
+
+
+def _candidates(name: str) -> set[str]:
+    out = {name}
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix):
+            out.add(name[: -len(suffix)])
+    return out
+
+
+def wanted_names(selectors: Iterable[Selector]) -> set[str]:
+    names: set[str] = set()
+    for sel in selectors:
+        names |= {sel.metric, sel.metric.removesuffix("_total")}
+    return names
+
+
+def filter_lines(text: str, names: set[str]) -> str:
+    """Keep the sample, HELP and TYPE lines of the metrics in `names` (base names or sample names)."""
+    kept = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            parts = line.split(None, 3)
+            if len(parts) < 3 or parts[1] not in ("HELP", "TYPE", "UNIT"):
+                continue
+            name = parts[2]
+        else:
+            m = _NAME.match(line)
+            if m is None:
+                continue
+            name = m.group(0)
+        if _candidates(name) & names:
+            kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
+@dataclass(frozen=True)
+class Exposition:
+    """Parsed samples, by sample name → [(labels, value)]."""
+
+    samples: dict[str, list[tuple[dict[str, str], float]]]
+
+    @classmethod
+    def parse(cls, text: str, names: set[str] | None = None) -> Exposition:
+        if names is not None:
+            text = filter_lines(text, names)
+        samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+        try:
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+        except ValueError as err:
+            raise ScrapeError(f"invalid Prometheus exposition: {err}") from None
+        return cls(samples)
+
+    def _lookup(self, metric: str, suffix: str) -> list[tuple[dict[str, str], float]]:
+        # The parser names a counter's samples `<family>_total` even when the server (Triton) wrote the
+        # bare name, so try both spellings.
+        base = metric.removesuffix("_total") if not suffix else metric
+        for name in (metric + suffix, base + "_total" + suffix, base + suffix):
+            if name in self.samples:
+                return self.samples[name]
+        return []
+
+    def select(self, sel: Selector, suffix: str = "", drop: str | None = None) -> Series:
+        """Series of `sel.metric + suffix` whose labels match; `drop` removes a label from the key."""
+        out: Series = {}
+        for labels, value in self._lookup(sel.metric, suffix):
+            # A missing label is the empty string, as in PromQL.
+            if all(re.fullmatch(p, labels.get(k, "")) for k, p in sel.match.items()):
+                key = tuple(sorted((k, v) for k, v in labels.items() if k != drop))
+                out[key] = out.get(key, 0.0) + value
+        return out
+
+    def gauge(self, sel: Selector) -> float | None:
+        values = list(self.select(sel).values())
+        if not values:
+            return None
+        return max(values) if sel.aggregate == "max" else sum(values)
