@@ -1,0 +1,196 @@
+"""The `zookeeper` collector: probes every configured server each cycle and exports the quorum verdict.
+
+Metrics carry an `ensemble` label so one Prometheus can judge several ensembles with `sum by (ensemble)`
+(awesome-prometheus-alerts' bare `sum()` assumes one). Per-server series carry `server` (host:port from
+config, so the label set is bounded by the config). When the verdict is UNKNOWN (whitelist), quorum_ok and
+tolerable_failures are left out rather than exported as 0: a refused probe is not a measured zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, model_validator
+
+from gpuwarden.agent.registry import CollectorContext, CollectorSettings, Item, register
+from gpuwarden.catalog import Families, MetricSpec
+from gpuwarden.collectors.zookeeper.parse import Mode, ServerStatus
+from gpuwarden.collectors.zookeeper.probe import probe_all
+from gpuwarden.collectors.zookeeper.verdict import EnsembleVerdict, Verdict, judge
+from gpuwarden.fleet.address import check_address
+from gpuwarden.health import Action, HealthResult, State
+
+Address = Annotated[str, AfterValidator(check_address)]
+
+
+class ZookeeperSettings(CollectorSettings):
+    enabled: bool = Field(False, description="probe the ZooKeeper ensemble (off: no ensemble is known)")
+    ensemble: str = Field("default", min_length=1, description="ensemble name, the `ensemble` label")
+    servers: list[Address] = Field(
+        default_factory=list,
+        description="voting members as host:port; empty means the servers of `fleet.hosts`",
+    )
+    observers: list[Address] = Field(default_factory=list, description="observers (non-voting) as host:port")
+    probe_timeout: float = Field(
+        1.0, gt=0, description="seconds allowed for each four-letter-word exchange with one server"
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ZookeeperSettings:
+        every = [*self.servers, *self.observers]
+        if len(set(every)) != len(every):
+            raise ValueError("a server is listed twice in servers/observers")
+        return self
+
+
+def _server_catalog(name: str, help_text: str, unit: str = "") -> MetricSpec:
+    return MetricSpec(f"gpuwarden_zookeeper_{name}", "gauge", help_text, ("ensemble", "server"), unit)
+
+
+CATALOG = (
+    MetricSpec(
+        "gpuwarden_zookeeper_quorum_ok",
+        "gauge",
+        "1 if one leader and a majority of the configured voters are in sync; absent when UNKNOWN.",
+        labels=("ensemble",),
+    ),
+    MetricSpec(
+        "gpuwarden_zookeeper_tolerable_failures",
+        "gauge",
+        "Voters that may still fail before quorum is lost (synced voters - majority, floor 0).",
+        labels=("ensemble",),
+    ),
+    MetricSpec(
+        "gpuwarden_zookeeper_verdict",
+        "gauge",
+        "1 for the ensemble's current verdict (OK, DEGRADED, NO_QUORUM, SPLIT, UNKNOWN), 0 for the others.",
+        labels=("ensemble", "verdict"),
+    ),
+    MetricSpec("gpuwarden_zookeeper_voters", "gauge", "Voting members in the config.", labels=("ensemble",)),
+    MetricSpec(
+        "gpuwarden_zookeeper_leaders", "gauge", "Servers that report Mode leader.", labels=("ensemble",)
+    ),
+    MetricSpec(
+        "gpuwarden_zookeeper_synced_followers",
+        "gauge",
+        "Voting followers in sync with the leader (leader's zk_synced_followers).",
+        labels=("ensemble",),
+    ),
+    MetricSpec(
+        "gpuwarden_zookeeper_learners",
+        "gauge",
+        "Followers and observers connected to the leader (zk_learners, zk_followers before 3.6).",
+        labels=("ensemble",),
+    ),
+    MetricSpec(
+        "gpuwarden_zookeeper_pending_syncs", "gauge", "Leader's zk_pending_syncs.", labels=("ensemble",)
+    ),
+    _server_catalog("server_up", "1 if the server serves clients (leader, follower, observer, standalone)."),
+    MetricSpec(
+        "gpuwarden_zookeeper_server_mode",
+        "gauge",
+        "1 for the server's mode as the checker sees it, 0 for the other modes.",
+        labels=("ensemble", "server", "mode"),
+    ),
+    _server_catalog("avg_latency_seconds", "Average request latency (zk_avg_latency).", "seconds"),
+    _server_catalog(
+        "max_latency_seconds", "Maximum request latency since reset (zk_max_latency).", "seconds"
+    ),
+    _server_catalog("outstanding_requests", "Queued requests (zk_outstanding_requests)."),
+    _server_catalog("znode_count", "Znodes in the data tree (zk_znode_count)."),
+    _server_catalog("watch_count", "Watches set by clients (zk_watch_count)."),
+    _server_catalog("alive_connections", "Client connections (zk_num_alive_connections)."),
+    _server_catalog("probe_duration_seconds", "Wall time of the four-letter-word probe.", "seconds"),
+)
+
+# mntr field → (metric suffix, scale). ZooKeeper reports latency in milliseconds.
+SERVER_FIELDS = (
+    ("zk_avg_latency", "avg_latency_seconds", 1e-3),
+    ("zk_max_latency", "max_latency_seconds", 1e-3),
+    ("zk_outstanding_requests", "outstanding_requests", 1.0),
+    ("zk_znode_count", "znode_count", 1.0),
+    ("zk_watch_count", "watch_count", 1.0),
+    ("zk_num_alive_connections", "alive_connections", 1.0),
+)
+
+HEALTH = {
+    Verdict.OK: (State.HEALTHY, Action.NONE),
+    Verdict.DEGRADED: (State.DEGRADED, Action.CHECK_NETWORK),
+    Verdict.NO_QUORUM: (State.UNHEALTHY, Action.CHECK_NETWORK),
+    Verdict.SPLIT: (State.UNHEALTHY, Action.CHECK_NETWORK),
+    Verdict.UNKNOWN: (State.UNKNOWN, Action.FIX_CONFIG),
+}
+
+
+def check(
+    voters: list[str], observers: list[str], timeout: float
+) -> tuple[EnsembleVerdict, dict[str, ServerStatus]]:
+    """Probe and judge. A SPLIT is re-probed once: two leaders are normally a transient of an election."""
+    status = probe_all([*voters, *observers], timeout)
+    verdict = judge(voters, observers, status)
+    if verdict.verdict is Verdict.SPLIT:
+        status = probe_all([*voters, *observers], timeout)
+        verdict = judge(voters, observers, status)
+    return verdict, status
+
+
+def export(ensemble: str, verdict: EnsembleVerdict, status: dict[str, ServerStatus]) -> Iterator[Item]:
+    fams = Families(CATALOG)
+    if verdict.quorum_ok is not None:
+        fams.add("gpuwarden_zookeeper_quorum_ok", verdict.quorum_ok, ensemble=ensemble)
+        fams.add("gpuwarden_zookeeper_tolerable_failures", verdict.tolerable_failures or 0, ensemble=ensemble)
+    for v in Verdict:
+        fams.add("gpuwarden_zookeeper_verdict", v is verdict.verdict, ensemble=ensemble, verdict=v.value)
+    fams.add("gpuwarden_zookeeper_voters", verdict.voters, ensemble=ensemble)
+    fams.add(
+        "gpuwarden_zookeeper_leaders", sum(s.mode is Mode.LEADER for s in status.values()), ensemble=ensemble
+    )
+    if verdict.leader is not None:
+        leader = status[verdict.leader]
+        for field_names, metric in (
+            (("zk_synced_followers",), "synced_followers"),
+            (("zk_learners", "zk_followers"), "learners"),
+            (("zk_pending_syncs",), "pending_syncs"),
+        ):
+            value = leader.stat(*field_names)
+            if value is not None:
+                fams.add(f"gpuwarden_zookeeper_{metric}", value, ensemble=ensemble)
+    for address, s in status.items():
+        labels = {"ensemble": ensemble, "server": address}
+        fams.add(
+            "gpuwarden_zookeeper_server_up",
+            s.mode in (Mode.LEADER, Mode.FOLLOWER, Mode.OBSERVER, Mode.STANDALONE),
+            **labels,
+        )
+        for mode in Mode:
+            fams.add("gpuwarden_zookeeper_server_mode", mode is s.mode, mode=mode.value, **labels)
+        for field_name, metric, scale in SERVER_FIELDS:
+            if field_name in s.stats:
+                fams.add(f"gpuwarden_zookeeper_{metric}", s.stats[field_name] * scale, **labels)
+        fams.add("gpuwarden_zookeeper_probe_duration_seconds", s.probe_seconds, **labels)
+    yield from fams
+    state, action = HEALTH[verdict.verdict]
+    reason = f"{ensemble}: {verdict.verdict.value}: " + "; ".join(verdict.reasons)
+    yield HealthResult("zookeeper.quorum", state, reason, action)
+
+
+@register("zookeeper", ZookeeperSettings)
+class ZookeeperCollector:
+    def __init__(self, settings: ZookeeperSettings, ctx: CollectorContext) -> None:
+        self.settings = settings
+        voters = list(settings.servers)
+        if not voters:
+            fleet = getattr(ctx.config, "fleet", None)
+            voters = list(getattr(fleet, "hosts", []) or [])
+        if not voters:
+            raise ValueError("collectors.zookeeper.servers is empty and fleet.hosts names no servers")
+        self.voters = voters
+        self.observers = list(settings.observers)
+
+    def close(self) -> None:
+        pass  # every probe opens and closes its own sockets
+
+    def collect(self) -> Iterator[Item]:
+        verdict, status = check(self.voters, self.observers, self.settings.probe_timeout)
+        yield from export(self.settings.ensemble, verdict, status)

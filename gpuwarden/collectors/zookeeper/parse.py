@@ -1,0 +1,153 @@
+"""Pure parsing of ZooKeeper four-letter-word replies and the classification of one server.
+
+Sources: the ZooKeeper administrator's guide ("The Four Letter Words"); ZOOKEEPER-3117, which renamed
+`zk_followers` to `zk_learners` in 3.6 (older servers and tools still use the old name); the replies of
+a real 3.8.0 ensemble captured under tests/fixtures/zookeeper/.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+# A server answers this to every command it refuses (4lw.commands.whitelist, default `srvr` since 3.5.3).
+WHITELIST_MARK = "is not executed because it is not in the whitelist"
+# A server out of the quorum (LOOKING, or a follower that lost its leader) answers this to srvr/mntr.
+NOT_SERVING_MARK = "not currently serving requests"
+
+
+class Mode(StrEnum):
+    """What one server is, as the checker sees it. Values are the `mode` label of the metrics."""
+
+    LEADER = "leader"
+    FOLLOWER = "follower"
+    OBSERVER = "observer"
+    STANDALONE = "standalone"
+    READ_ONLY = "read_only"
+    NOT_SERVING = "not_serving"
+    WHITELIST_BLOCKED = "whitelist_blocked"
+    UNREACHABLE = "unreachable"
+    TIMEOUT = "timeout"
+
+
+SERVING_MODES = frozenset({Mode.LEADER, Mode.FOLLOWER, Mode.OBSERVER, Mode.STANDALONE})
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One 4lw exchange: the text read to EOF, or why there is none."""
+
+    text: str = ""
+    error: Mode | None = None  # UNREACHABLE or TIMEOUT when the exchange failed
+    detail: str = ""  # the socket error, for the reason line
+
+    @property
+    def blocked(self) -> bool:
+        return WHITELIST_MARK in self.text
+
+    @property
+    def not_serving(self) -> bool:
+        return NOT_SERVING_MARK in self.text
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    address: str
+    mode: Mode
+    stats: dict[str, float] = field(default_factory=dict)  # numeric mntr fields, `zk_` kept
+    peer_state: str = ""  # mntr zk_peer_state, e.g. "following - broadcast"
+    ruok: bool | None = None  # None: not asked or refused by the whitelist
+    detail: str = ""
+    probe_seconds: float = 0.0
+
+    def stat(self, *names: str) -> float | None:
+        """The first of `names` that the server reported (for renamed fields)."""
+        for name in names:
+            if name in self.stats:
+                return self.stats[name]
+        return None
+
+
+def parse_mntr(text: str) -> tuple[dict[str, float], dict[str, str]]:
+    """`mntr` (tab-separated `zk_key value` lines) → (numeric fields, string fields)."""
+    numbers: dict[str, float] = {}
+    strings: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("\t")
+        if not sep or not key.startswith("zk_"):
+            continue
+        value = value.strip()
+        try:
+            numbers[key] = float(value)
+        except ValueError:
+            strings[key] = value
+    return numbers, strings
+
+
+def parse_srvr(text: str) -> dict[str, str]:
+    """`srvr` (`Key: value` lines) → {key: value}; `Latency min/avg/max` stays one string."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(": ")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+_MODE_WORDS = {
+    "leader": Mode.LEADER,
+    "follower": Mode.FOLLOWER,
+    "observer": Mode.OBSERVER,
+    "standalone": Mode.STANDALONE,
+    "read-only": Mode.READ_ONLY,
+    "read_only": Mode.READ_ONLY,
+}
+
+
+def mode_word(word: str) -> Mode | None:
+    return _MODE_WORDS.get(word.strip().lower())
+
+
+def _srvr_latency(fields: dict[str, str]) -> dict[str, float]:
+    """`Latency min/avg/max: 0/0.5/3` → zk_min/avg/max_latency, so srvr alone still gives latency."""
+    m = re.match(r"([\d.]+)/([\d.]+)/([\d.]+)", fields.get("Latency min/avg/max", ""))
+    if not m:
+        return {}
+    return {"zk_min_latency": float(m[1]), "zk_avg_latency": float(m[2]), "zk_max_latency": float(m[3])}
+
+
+def classify(address: str, ruok: Reply, srvr: Reply, mntr: Reply, isro: Reply) -> ServerStatus:
+    """Decide one server's mode from its four replies.
+
+    `ruok` only proves the process is alive ("does not necessarily indicate that the server has joined
+    the quorum", admin guide), so it never decides the mode. A whitelist refusal of both srvr and mntr is
+    its own mode: treating it as down or as zero hides a configuration error.
+    """
+    alive = ruok.text.strip() == "imok" if ruok.text and not ruok.blocked else None
+    for reply in (ruok, srvr, mntr):
+        if reply.error is not None and not reply.text:
+            return ServerStatus(address, reply.error, detail=reply.detail)
+    numbers, strings = parse_mntr(mntr.text) if not mntr.blocked else ({}, {})
+    fields = parse_srvr(srvr.text) if not srvr.blocked else {}
+    if not numbers and fields:
+        numbers = _srvr_latency(fields)
+        if fields.get("Outstanding", "").isdigit():
+            numbers["zk_outstanding_requests"] = float(fields["Outstanding"])
+    mode = mode_word(strings.get("zk_server_state", "")) or mode_word(fields.get("Mode", ""))
+    if isro.text.strip() == "ro" and mode in (None, Mode.STANDALONE):
+        # A read-only server reports itself "read-only" in srvr but may say standalone in mntr.
+        mode = Mode.READ_ONLY
+    if mode is None:
+        if srvr.not_serving or mntr.not_serving:
+            mode = Mode.NOT_SERVING
+        elif srvr.blocked and mntr.blocked:
+            mode = Mode.WHITELIST_BLOCKED
+        else:
+            mode = Mode.NOT_SERVING
+    detail = ""
+    if mode is Mode.WHITELIST_BLOCKED:
+        detail = "srvr and mntr are not in 4lw.commands.whitelist"
+    elif mntr.blocked:
+        detail = "mntr is not in 4lw.commands.whitelist"
+    return ServerStatus(address, mode, numbers, strings.get("zk_peer_state", ""), alive, detail)

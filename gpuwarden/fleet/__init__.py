@@ -1,0 +1,21 @@
+"""Fleet coordination on ZooKeeper (kazoo): registration, the remediation budget, leader election."""
+
+from gpuwarden.fleet.budget import BudgetDenied, FleetBudget, Lease
+from gpuwarden.fleet.client import FleetClient, FleetUnavailable
+from gpuwarden.fleet.election import FleetLeader
+from gpuwarden.fleet.registration import AgentRecord, Registration, list_agents
+from gpuwarden.fleet.settings import BudgetSettings, FleetSection
+
+__all__ = [
+    "AgentRecord",
+    "BudgetDenied",
+    "BudgetSettings",
+    "FleetBudget",
+    "FleetClient",
+    "FleetLeader",
+    "FleetSection",
+    "FleetUnavailable",
+    "Lease",
+    "Registration",
+    "list_agents",
+]

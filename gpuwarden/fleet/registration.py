@@ -1,0 +1,146 @@
+"""Agent registration: one ephemeral znode per agent, re-created whenever the session is replaced.
+
+kazoo does not re-create ephemeral nodes after a session expires (kazoo issues #491, #600): the server
+deletes them with the session and the client comes back CONNECTED on a *new* session. The state listener
+only flips a flag and hands the work to `handler.spawn`, because a listener runs on kazoo's connection
+thread and must never block or call ZooKeeper (kazoo #381, #405, #355).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kazoo.client import KazooState
+from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.handlers.threading import KazooTimeoutError
+
+from gpuwarden.fleet.client import FleetClient, log
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    """One registered agent as `gpuwarden fleet ls` shows it."""
+
+    node: str
+    version: str
+    health: str
+    gpus: int
+    session: int
+    info: Mapping[str, Any]
+
+    @classmethod
+    def from_znode(cls, node: str, data: bytes, session: int) -> AgentRecord:
+        try:
+            info = json.loads(data.decode("utf-8")) if data else {}
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            info = {}
+        if not isinstance(info, dict):
+            info = {}
+        gpus = info.get("gpus")
+        return cls(
+            node=node,
+            version=str(info.get("version", "?")),
+            health=str(info.get("health", "UNKNOWN")),
+            gpus=len(gpus) if isinstance(gpus, list) else 0,
+            session=session,
+            info=info,
+        )
+
+
+class Registration:
+    def __init__(self, fleet: FleetClient, info: Mapping[str, Any]) -> None:
+        self.fleet = fleet
+        self.path = f"{fleet.agents_path}/{fleet.node}"
+        self._info = dict(info)
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._needs_register = threading.Event()
+        self.registrations = 0  # how many times the node was (re-)created; tests and the log read it
+
+    def start(self) -> Registration:
+        self.fleet.add_listener(self._on_state)
+        self._register_until_done()
+        return self
+
+    def update(self, info: Mapping[str, Any]) -> None:
+        """Publish a new health summary; if ZooKeeper is away the next (re-)registration carries it."""
+        with self._lock:
+            self._info = dict(info)
+        try:
+            self.fleet.zk.set(self.path, self._payload())
+        except (KazooException, KazooTimeoutError) as err:
+            log.warning("fleet: cannot update registration %s: %s", self.path, err)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.fleet.zk.remove_listener(self._on_state)
+        with contextlib.suppress(KazooException, KazooTimeoutError):  # ephemeral: it goes with the session
+            self.fleet.zk.delete(self.path)
+
+    def _payload(self) -> bytes:
+        with self._lock:
+            info = {**self._info, "registered_at": time.time()}
+        return json.dumps(info, sort_keys=True).encode("utf-8")
+
+    def _on_state(self, state: str) -> None:
+        # Runs on kazoo's connection thread: flag and hand off, never block here.
+        if state == KazooState.LOST:
+            self._needs_register.set()
+        elif state == KazooState.CONNECTED and self._needs_register.is_set() and not self._stopped.is_set():
+            self.fleet.zk.handler.spawn(self._register_until_done)
+
+    def _register_until_done(self) -> None:
+        delay = 0.1
+        while not self._stopped.is_set():
+            try:
+                self._register()
+                self._needs_register.clear()
+                return
+            except (KazooException, KazooTimeoutError) as err:
+                log.warning("fleet: registering %s failed (%s); retrying", self.path, err)
+                if self._stopped.wait(delay):
+                    return
+                delay = min(delay * 2, 2.0)
+                if self.fleet.zk.state == KazooState.LOST:
+                    return  # the listener registers again once a new session is CONNECTED
+
+    def _register(self) -> None:
+        zk = self.fleet.zk
+        try:
+            zk.create(self.path, self._payload(), ephemeral=True, makepath=True)
+        except NodeExistsError:
+            _, stat = zk.get(self.path)
+            if stat.ephemeralOwner != zk.client_id[0]:
+                # Left by this agent's previous session (restart within the session timeout) or by a
+                # second agent with the same node name: the newest registration wins, loudly.
+                log.warning("fleet: replacing %s owned by session 0x%x", self.path, stat.ephemeralOwner)
+                with contextlib.suppress(NoNodeError):
+                    zk.delete(self.path, version=stat.version)
+                zk.create(self.path, self._payload(), ephemeral=True, makepath=True)
+            else:
+                zk.set(self.path, self._payload())
+        self.registrations += 1
+        log.info("fleet: registered %s (session 0x%x)", self.path, zk.client_id[0])
+
+
+def list_agents(fleet: FleetClient) -> list[AgentRecord]:
+    """Every registered agent, sorted by node name. Raises kazoo errors when ZooKeeper is away."""
+    zk = fleet.zk
+    try:
+        children = zk.get_children(fleet.agents_path)
+    except NoNodeError:
+        return []
+    records = []
+    for child in sorted(children):
+        try:
+            data, stat = zk.get(f"{fleet.agents_path}/{child}")
+        except NoNodeError:
+            continue  # deregistered between the two calls
+        records.append(AgentRecord.from_znode(child, data, stat.ephemeralOwner))
+    return records
