@@ -83,7 +83,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="JSON file to write")
     p.set_defaults(func=nvml_record.cli)
     # --- network / doctor ---
+    from gpuwarden.doctor import command as doctor_command
+
+    p = sub.add_parser("doctor", help="preflight checks; exit 0 all pass, 1 a failure, 2 could not run")
+    doctor_command.add_arguments(p)
+    p.set_defaults(func=doctor_command.cli)
     # --- zookeeper / fleet ---
+    from gpuwarden.collectors.zookeeper import cli as zk_cli
+    from gpuwarden.fleet import cli as fleet_cli
+
+    p = sub.add_parser("zk-check", help="ZooKeeper quorum verdict (exit 0 OK, 1 DEGRADED, 2 NO_QUORUM, 3 UNKNOWN)")
+    zk_cli.add_arguments(p)
+    p.set_defaults(func=zk_cli.run)
+    p = sub.add_parser("fleet", help="fleet coordination on ZooKeeper")
+    fleet_sub = p.add_subparsers(dest="fleet_command", required=True)
+    p = fleet_sub.add_parser("ls", help="registered agents, their health, budget leases and the leader")
+    fleet_cli.add_ls_arguments(p)
+    p.set_defaults(func=fleet_cli.ls)
     # --- engine / worker ---
     from gpuwarden.worker import main as worker_main  # stdlib only; the model stack loads on start
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model, field_vali
 
 import gpuwarden.collectors  # noqa: F401  (fills the registry the schema is built from)
 from gpuwarden.agent.registry import REGISTRY, StrictModel
+from gpuwarden.doctor.settings import DoctorSettings
 from gpuwarden.fleet.settings import FleetSection
 from gpuwarden.paths import Paths
 
@@ -113,6 +114,7 @@ class AgentConfig(StrictModel):
     paths: PathsSection = Field(default_factory=PathsSection)
     collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)  # type: ignore[valid-type]
     fleet: FleetSection = Field(default_factory=FleetSection)
+    doctor: DoctorSettings = Field(default_factory=DoctorSettings)
 
     def collector_settings(self, name: str) -> Any:
         return getattr(self.collectors, name)

@@ -1,0 +1,44 @@
+"""`gpuwarden doctor`: arguments and the thin glue from config to findings to output and exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gpuwarden.doctor.findings import EXIT_ERROR, Finding, Status, exit_code
+from gpuwarden.doctor.report import as_json, table
+from gpuwarden.doctor.run import DoctorInputs, run_checks
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config file (default: built-in defaults)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--skip-checksums", action="store_true", help="do not hash the model weight files")
+
+
+def cli(args: argparse.Namespace) -> int:
+    from gpuwarden import config as configmod
+
+    try:
+        cfg = configmod.load(args.config)
+    except configmod.ConfigError as err:
+        for problem in err.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        return configmod.EX_CONFIG
+    network = cfg.collector_settings("network")
+    inputs = DoctorInputs(
+        settings=cfg.doctor,
+        paths=cfg.paths.paths(),
+        expected_interfaces=tuple(network.expected_interfaces),
+        expected_ib_ports=network.infiniband_expected_active_ports,
+        checksums=not args.skip_checksums,
+        progress=sys.stderr.isatty() and not args.json,
+    )
+    try:
+        findings = run_checks(inputs)
+    except Exception as err:  # run_checks guards each check; this is the last line before a traceback
+        findings = [Finding("doctor", Status.ERROR, f"could not run: {type(err).__name__}: {err}")]
+        print(as_json(findings) if args.json else table(findings))
+        return EXIT_ERROR
+    print(as_json(findings) if args.json else table(findings))
+    return exit_code(findings)
