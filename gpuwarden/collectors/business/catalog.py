@@ -15,9 +15,9 @@ CATALOG = (
         unit="seconds",
     ),
     MetricSpec(
-        "gpuwarden_inference_counter_resets_total",
+        "gpuwarden_inference_server_restarts_total",
         "counter",
-        "Scrapes at which the server's request counters went down: the inference server restarted.",
+        "Inference server restarts seen by the agent: scrapes at which its request counters went down.",
     ),
     MetricSpec(
         "gpuwarden_inference_window_seconds",

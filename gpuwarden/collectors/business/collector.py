@@ -58,7 +58,7 @@ class BusinessCollector:
             self._failures += 1
             fams.add("gpuwarden_inference_up", 0)
             fams.add("gpuwarden_inference_scrape_duration_seconds", self._clock() - start)
-            fams.add("gpuwarden_inference_counter_resets_total", self._resets)
+            fams.add("gpuwarden_inference_server_restarts_total", self._resets)
             yield self._unreachable(str(err))
             yield from fams
             return
@@ -69,7 +69,7 @@ class BusinessCollector:
         figures = derive(self._window, self.mapping)
         fams.add("gpuwarden_inference_up", 1)
         fams.add("gpuwarden_inference_scrape_duration_seconds", self._clock() - start)
-        fams.add("gpuwarden_inference_counter_resets_total", self._resets)
+        fams.add("gpuwarden_inference_server_restarts_total", self._resets)
         _export(fams, figures)
         yield HealthResult("business.target", State.HEALTHY, f"scraped {self.url}")
         yield self._errors(figures)
