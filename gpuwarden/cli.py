@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gpuwarden.collectors.zookeeper import cli as zk_cli
     from gpuwarden.fleet import cli as fleet_cli
 
-    p = sub.add_parser("zk-check", help="ZooKeeper quorum verdict (exit 0 OK, 1 DEGRADED, 2 NO_QUORUM, 3 UNKNOWN)")
+    p = sub.add_parser("zk-check", help="ZooKeeper quorum verdict (exit 0 OK, 1 DEGRADED, 2 lost, 3 UNKNOWN)")
     zk_cli.add_arguments(p)
     p.set_defaults(func=zk_cli.run)
     p = sub.add_parser("fleet", help="fleet coordination on ZooKeeper")

@@ -35,7 +35,7 @@ def effective_limit(budget: BudgetSettings, registered: int) -> int:
     return limit
 
 
-class FleetSemaphore(Semaphore):  # type: ignore[misc]  (kazoo ships no type hints)
+class FleetSemaphore(Semaphore):
     def __init__(self, fleet: FleetClient, budget: BudgetSettings, identifier: str) -> None:
         super().__init__(fleet.zk, fleet.budget_path, identifier, max_leases=budget.max_concurrent)
         self.fleet = fleet

@@ -59,7 +59,9 @@ class FleetSection(StrictModel):
         description="ZooKeeper session timeout in seconds; the server clamps it to [2, 20] x tickTime",
     )
     connect_timeout: float = Field(5.0, gt=0, description="seconds to wait for the first connection")
-    budget: BudgetSettings = Field(default_factory=BudgetSettings)
+    budget: BudgetSettings = Field(
+        default_factory=BudgetSettings, description="fleet-wide limit on concurrent disruptive remediations"
+    )
 
     @model_validator(mode="after")
     def _hosts_when_enabled(self) -> FleetSection:

@@ -98,8 +98,8 @@ CATALOG = (
         "max_latency_seconds", "Maximum request latency since reset (zk_max_latency).", "seconds"
     ),
     _server_catalog("outstanding_requests", "Queued requests (zk_outstanding_requests)."),
-    _server_catalog("znode_count", "Znodes in the data tree (zk_znode_count)."),
-    _server_catalog("watch_count", "Watches set by clients (zk_watch_count)."),
+    _server_catalog("znodes", "Znodes in the data tree (zk_znode_count)."),
+    _server_catalog("watches", "Watches set by clients (zk_watch_count)."),
     _server_catalog("alive_connections", "Client connections (zk_num_alive_connections)."),
     _server_catalog("probe_duration_seconds", "Wall time of the four-letter-word probe.", "seconds"),
 )
@@ -109,8 +109,8 @@ SERVER_FIELDS = (
     ("zk_avg_latency", "avg_latency_seconds", 1e-3),
     ("zk_max_latency", "max_latency_seconds", 1e-3),
     ("zk_outstanding_requests", "outstanding_requests", 1.0),
-    ("zk_znode_count", "znode_count", 1.0),
-    ("zk_watch_count", "watch_count", 1.0),
+    ("zk_znode_count", "znodes", 1.0),
+    ("zk_watch_count", "watches", 1.0),
     ("zk_num_alive_connections", "alive_connections", 1.0),
 )
 

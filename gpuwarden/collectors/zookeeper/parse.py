@@ -13,8 +13,6 @@ from enum import StrEnum
 
 # A server answers this to every command it refuses (4lw.commands.whitelist, default `srvr` since 3.5.3).
 WHITELIST_MARK = "is not executed because it is not in the whitelist"
-# A server out of the quorum (LOOKING, or a follower that lost its leader) answers this to srvr/mntr.
-NOT_SERVING_MARK = "not currently serving requests"
 
 
 class Mode(StrEnum):
@@ -45,10 +43,6 @@ class Reply:
     @property
     def blocked(self) -> bool:
         return WHITELIST_MARK in self.text
-
-    @property
-    def not_serving(self) -> bool:
-        return NOT_SERVING_MARK in self.text
 
 
 @dataclass(frozen=True)
@@ -121,33 +115,28 @@ def classify(address: str, ruok: Reply, srvr: Reply, mntr: Reply, isro: Reply) -
     """Decide one server's mode from its four replies.
 
     `ruok` only proves the process is alive ("does not necessarily indicate that the server has joined
-    the quorum", admin guide), so it never decides the mode. A whitelist refusal of both srvr and mntr is
-    its own mode: treating it as down or as zero hides a configuration error.
+    the quorum", admin guide), so it never decides the mode. ZooKeeper always allows `srvr`, but without
+    `mntr` the leader's synced-follower count is unknowable, so a refused `mntr` makes the server
+    WHITELIST_BLOCKED: treating it as down, or its missing fields as zero, would hide a config error.
     """
     alive = ruok.text.strip() == "imok" if ruok.text and not ruok.blocked else None
     for reply in (ruok, srvr, mntr):
         if reply.error is not None and not reply.text:
-            return ServerStatus(address, reply.error, detail=reply.detail)
-    numbers, strings = parse_mntr(mntr.text) if not mntr.blocked else ({}, {})
+            return ServerStatus(address, reply.error, ruok=alive, detail=reply.detail)
     fields = parse_srvr(srvr.text) if not srvr.blocked else {}
+    if mntr.blocked:
+        said = f" (srvr says Mode: {fields['Mode']})" if "Mode" in fields else ""
+        return ServerStatus(
+            address, Mode.WHITELIST_BLOCKED, ruok=alive, detail=f"mntr is not in 4lw.commands.whitelist{said}"
+        )
+    numbers, strings = parse_mntr(mntr.text)
     if not numbers and fields:
         numbers = _srvr_latency(fields)
-        if fields.get("Outstanding", "").isdigit():
-            numbers["zk_outstanding_requests"] = float(fields["Outstanding"])
     mode = mode_word(strings.get("zk_server_state", "")) or mode_word(fields.get("Mode", ""))
-    if isro.text.strip() == "ro" and mode in (None, Mode.STANDALONE):
-        # A read-only server reports itself "read-only" in srvr but may say standalone in mntr.
-        mode = Mode.READ_ONLY
+    if isro.text.strip() == "ro":
+        mode = Mode.READ_ONLY  # the server serves reads only because it lost the quorum
     if mode is None:
-        if srvr.not_serving or mntr.not_serving:
-            mode = Mode.NOT_SERVING
-        elif srvr.blocked and mntr.blocked:
-            mode = Mode.WHITELIST_BLOCKED
-        else:
-            mode = Mode.NOT_SERVING
-    detail = ""
-    if mode is Mode.WHITELIST_BLOCKED:
-        detail = "srvr and mntr are not in 4lw.commands.whitelist"
-    elif mntr.blocked:
-        detail = "mntr is not in 4lw.commands.whitelist"
-    return ServerStatus(address, mode, numbers, strings.get("zk_peer_state", ""), alive, detail)
+        # "not currently serving requests" (LOOKING, or a follower without a leader), or a reply we
+        # cannot read: either way the server does not serve, whatever ruok says.
+        mode = Mode.NOT_SERVING
+    return ServerStatus(address, mode, numbers, strings.get("zk_peer_state", ""), alive)

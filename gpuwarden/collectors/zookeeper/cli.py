@@ -1,0 +1,103 @@
+"""`gpuwarden zk-check`: the quorum verdict on a terminal, for on-call.
+
+Replaces `echo stat | nc localhost 2181 | grep Mode`, which asks one server and trusts it. Exit codes:
+0 OK, 1 DEGRADED, 2 NO_QUORUM or SPLIT, 3 UNKNOWN (whitelist), 78 bad config or arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from gpuwarden import config as configmod
+from gpuwarden.collectors.zookeeper.collector import check
+from gpuwarden.collectors.zookeeper.parse import ServerStatus
+from gpuwarden.collectors.zookeeper.verdict import EnsembleVerdict
+from gpuwarden.config import EX_CONFIG, ConfigError
+from gpuwarden.fleet.address import split_address
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--servers", help="voting members, host:port,host:port (default: from --config, else localhost:2181)"
+    )
+    p.add_argument("--observers", default="", help="observers, host:port,...")
+    p.add_argument("--config", help="agent config: collectors.zookeeper.servers, else fleet.hosts")
+    p.add_argument("--timeout", type=float, default=None, help="seconds per four-letter word (default 1)")
+    p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _ensemble(args: argparse.Namespace) -> tuple[str, list[str], list[str], float]:
+    """(name, voters, observers, timeout) from the flags, then the config, then localhost:2181."""
+    name, voters, observers, timeout = "default", _split(args.servers or ""), _split(args.observers), 1.0
+    if args.config:
+        cfg = configmod.load(args.config)
+        zk = cfg.collector_settings("zookeeper")
+        name, timeout = zk.ensemble, zk.probe_timeout
+        if not voters:
+            voters = list(zk.servers) or list(cfg.fleet.hosts)
+            observers = observers or list(zk.observers)
+    voters = voters or ["localhost:2181"]
+    problems = []
+    for flag, addresses in (("--servers", voters), ("--observers", observers)):
+        for address in addresses:
+            try:
+                split_address(address)
+            except ValueError as err:
+                problems.append(f"{flag}: {err}")
+    if problems:
+        raise ConfigError(problems)
+    return name, voters, observers, args.timeout or timeout
+
+
+def _row(s: ServerStatus, role: str) -> str:
+    avg, peak = s.stat("zk_avg_latency"), s.stat("zk_max_latency")
+    latency = f"{avg:g}/{peak:g}" if avg is not None and peak is not None else "-"
+    outstanding = s.stat("zk_outstanding_requests")
+    ruok = {True: "imok", False: "no", None: "-"}[s.ruok]
+    return (
+        f"  {s.address:<24} {role:<8} {s.mode.value:<18} {ruok:<5} {latency:<12} "
+        f"{'-' if outstanding is None else f'{outstanding:g}'}"
+    )
+
+
+def render(name: str, verdict: EnsembleVerdict, status: dict[str, ServerStatus], observers: list[str]) -> str:
+    lines = [f"ZooKeeper ensemble {name}: {verdict.verdict.value}"]
+    lines += [f"  {reason}" for reason in verdict.reasons]
+    if verdict.tolerable_failures is not None and verdict.quorum_ok:
+        lines.append(f"  tolerable failures: {verdict.tolerable_failures}")
+    lines.append(f"  {'SERVER':<24} {'ROLE':<8} {'MODE':<18} {'RUOK':<5} {'LAT ms a/m':<12} OUTSTANDING")
+    lines += [_row(s, "observer" if a in observers else "voter") for a, s in status.items()]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        name, voters, observers, timeout = _ensemble(args)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        return EX_CONFIG
+    verdict, status = check(voters, observers, timeout)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ensemble": name,
+                    "verdict": verdict.verdict.value,
+                    "reasons": list(verdict.reasons),
+                    "leader": verdict.leader,
+                    "tolerable_failures": verdict.tolerable_failures,
+                    "servers": {a: s.mode.value for a, s in status.items()},
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(render(name, verdict, status, observers))
+    return verdict.exit_code

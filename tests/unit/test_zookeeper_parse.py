@@ -1,0 +1,100 @@
+"""ZooKeeper 4lw parsing and per-server classification, on replies recorded from a real 3.8.0 ensemble.
+
+The fixtures under tests/fixtures/zookeeper/ were written by `python -m tests.integration.zk_ensemble DIR`
+against Debian's zookeeper package; each state directory holds one server's ruok/srvr/mntr/isro replies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gpuwarden.collectors.zookeeper.parse import Mode, Reply, ServerStatus, classify, parse_mntr, parse_srvr
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "zookeeper"
+
+
+def replies(case: str) -> dict[str, Reply]:
+    return {c: Reply((FIXTURES / f"{case}.{c}").read_text()) for c in ("ruok", "srvr", "mntr", "isro")}
+
+
+def classified(case: str, address: str = "10.0.0.1:2181") -> ServerStatus:
+    r = replies(case)
+    return classify(address, r["ruok"], r["srvr"], r["mntr"], r["isro"])
+
+
+@pytest.mark.parametrize(
+    ("case", "mode"),
+    [
+        ("all_up/leader", Mode.LEADER),
+        ("all_up/follower", Mode.FOLLOWER),
+        ("leader_killed/leader", Mode.LEADER),
+        ("two_killed/leader_alone", Mode.LEADER),
+        ("two_killed/not_serving", Mode.NOT_SERVING),
+        ("two_killed/read_only", Mode.READ_ONLY),
+        ("whitelist_srvr_only/server", Mode.WHITELIST_BLOCKED),
+    ],
+)
+def test_each_recorded_server_state_is_classified_as_what_it_was(case: str, mode: Mode) -> None:
+    assert classified(case).mode is mode
+
+
+def test_a_server_out_of_quorum_still_answers_imok_but_is_not_serving() -> None:
+    status = classified("two_killed/not_serving")
+    assert status.ruok is True
+    assert status.mode is Mode.NOT_SERVING
+
+
+def test_the_whole_mntr_reply_is_parsed_past_the_8k_that_kazoo_command_reads() -> None:
+    text = (FIXTURES / "all_up/leader.mntr").read_text()
+    assert len(text.encode()) > 8192
+    numbers, strings = parse_mntr(text)
+    assert numbers["zk_synced_followers"] == 2
+    assert numbers["zk_learners"] == 2
+    assert strings["zk_server_state"] == "leader"
+    # the last line of the reply made it too
+    last_key = text.strip().splitlines()[-1].split("\t")[0]
+    assert last_key in numbers
+
+
+def test_the_leader_reports_its_synced_followers_and_learners() -> None:
+    status = classified("leader_killed/leader")
+    assert status.stat("zk_synced_followers") == 1
+    assert status.stat("zk_learners", "zk_followers") == 1
+    assert status.peer_state == "leading - broadcast"
+
+
+def test_a_pre_3_6_server_reporting_zk_followers_is_read_through_the_old_name() -> None:
+    # Derived from the real capture: ZOOKEEPER-3117 renamed zk_followers to zk_learners in 3.6.
+    r = replies("all_up/leader")
+    old = Reply(r["mntr"].text.replace("zk_learners\t", "zk_followers\t"))
+    status = classify("10.0.0.1:2181", r["ruok"], r["srvr"], old, r["isro"])
+    assert status.stat("zk_learners", "zk_followers") == 2
+
+
+def test_a_refused_mntr_is_whitelist_blocked_and_names_the_mode_srvr_gave() -> None:
+    status = classified("whitelist_srvr_only/server")
+    assert status.mode is Mode.WHITELIST_BLOCKED
+    assert "mntr is not in 4lw.commands.whitelist" in status.detail
+    assert "Mode: follower" in status.detail
+    assert status.ruok is None  # ruok was refused too: unknown, not "dead"
+
+
+def test_srvr_fields_parse_including_the_read_only_banner() -> None:
+    fields = parse_srvr((FIXTURES / "two_killed/read_only.srvr").read_text())
+    assert fields["Mode"] == "read-only"
+    assert fields["Latency min/avg/max"].count("/") == 2
+
+
+def test_a_failed_exchange_gives_unreachable_or_timeout_with_the_socket_error() -> None:
+    refused = Reply(error=Mode.UNREACHABLE, detail="ruok: Connection refused")
+    status = classify("10.0.0.1:2181", refused, refused, refused, refused)
+    assert (status.mode, status.detail) == (Mode.UNREACHABLE, "ruok: Connection refused")
+    slow = Reply(error=Mode.TIMEOUT, detail="srvr: no complete reply within 1s")
+    assert classify("h:1", Reply("imok"), slow, slow, slow).mode is Mode.TIMEOUT
+
+
+def test_garbage_replies_are_not_serving_rather_than_an_exception() -> None:
+    junk = Reply("\x00\xff HTTP/1.1 400 Bad Request\n")
+    assert classify("h:1", junk, junk, junk, junk).mode is Mode.NOT_SERVING
