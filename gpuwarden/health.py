@@ -35,6 +35,7 @@ class Action(StrEnum):
     FIX_CONFIG = "fix_config"
     CHECK_NETWORK = "check_network"
     FREE_RESOURCES = "free_resources"
+    REDEPLOY_MODEL = "redeploy_model"  # model/plan files fail their checksum or cannot load (engine probe)
 
 
 @dataclass(frozen=True)

@@ -10,3 +10,4 @@ from gpuwarden.collectors import textfile  # noqa: F401
 from gpuwarden.collectors import network  # noqa: F401
 from gpuwarden.collectors import business  # noqa: F401
 from gpuwarden.collectors import zookeeper  # noqa: F401
+from gpuwarden.collectors import engine  # noqa: F401

@@ -1,0 +1,67 @@
+"""Build a TensorRT plan from ONNX with the full builder, and cache it.
+
+A plan is specific to the TensorRT release and the GPU's compute capability, so the cache key holds both
+plus the ONNX file's checksum: a driver-only upgrade keeps the cache, a TensorRT upgrade or a model change
+rebuilds. The canary's input shape is used as min = opt = max of the optimization profile (the probe only
+ever runs that shape). Needs the full `tensorrt` module; PyPI publishes no full builder for CUDA 13, so on
+such nodes ship a version-compatible plan instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from gpuwarden.collectors.engine.probe import ProbeFailure
+from gpuwarden.worker import manifest
+
+
+def cache_path(cache_dir: str, onnx_sha256: str, version: str, compute_capability: str) -> str:
+    return os.path.join(cache_dir, f"canary-{onnx_sha256[:16]}-trt{version}-sm{compute_capability}.plan")
+
+
+def _canary_shapes(onnx_path: str) -> dict[str, tuple[int, ...]]:
+    canary_path = os.path.join(os.path.dirname(onnx_path), manifest.CANARY)
+    with open(canary_path, encoding="utf-8") as f:
+        raw = json.load(f)
+    return {str(t["name"]): tuple(int(d) for d in t["shape"]) for t in raw["inputs"]}
+
+
+def build(trt: Any, logger: Any, onnx_path: str) -> bytes:
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # TensorRT 10+: explicit batch is the only mode
+    parser = trt.OnnxParser(network, logger)
+    with open(onnx_path, "rb") as f:
+        if not parser.parse(f.read()):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise ProbeFailure("model_invalid", f"TensorRT's ONNX parser rejected {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    profile = builder.create_optimization_profile()
+    for name, shape in _canary_shapes(onnx_path).items():
+        profile.set_shape(name, shape, shape, shape)
+    config.add_optimization_profile(profile)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ProbeFailure("runtime_error", f"TensorRT failed to build a plan: {logger.messages[-3:]}")
+    return bytes(serialized)
+
+
+def cached_plan(trt: Any, logger: Any, onnx_path: str, cache_dir: str, version: str, cc: str) -> bytes:
+    try:
+        path = cache_path(cache_dir, manifest.sha256_file(onnx_path), version, cc)
+    except OSError as err:
+        raise ProbeFailure("model_invalid", f"cannot read {onnx_path}: {err.strerror}") from None
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            return f.read()
+    data = build(trt, logger, onnx_path)
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # an unwritable cache costs a rebuild next time, not a failed probe
+    return data

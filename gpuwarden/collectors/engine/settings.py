@@ -1,0 +1,97 @@
+"""The engine probe's settings: `collectors.engine` in the agent's YAML."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from gpuwarden.agent.registry import CollectorSettings, StrictModel
+
+
+class HttpProbeSettings(StrictModel):
+    url: str = Field(
+        "http://127.0.0.1:8000", description="base URL of the serving endpoint (no trailing path)"
+    )
+    protocol: Literal["kserve", "openai"] = Field(
+        "kserve",
+        description="kserve: KServe v2 / Triton `/v2/models/<model>/infer` with the canary's tensors; "
+        "openai: `/v1/completions` of vLLM or SGLang with `prompt` and `expect`",
+    )
+    model: str = Field("canary", description="model name (KServe) or served model id (OpenAI)")
+    check_ready: bool = Field(
+        True,
+        description="first GET /v2/health/ready (kserve) or /v1/models (openai); a non-200 fails the probe",
+    )
+    prompt: str = Field(
+        "Repeat exactly: gpuwarden canary", description="openai: the prompt sent with temperature 0"
+    )
+    expect: str = Field("gpuwarden canary", description="openai: text the completion must contain")
+    max_tokens: int = Field(16, ge=1, le=4096, description="openai: max_tokens of the canary completion")
+    bearer_token_file: str | None = Field(None, description="file holding an API key sent as a bearer token")
+
+
+class OnnxProbeSettings(StrictModel):
+    model_file: str = Field("canary.onnx", description="ONNX model file inside model_dir")
+    provider: Literal["cpu", "cuda"] = Field("cpu", description="ONNX Runtime execution provider")
+
+
+class TensorRTProbeSettings(StrictModel):
+    module: Literal["auto", "tensorrt", "tensorrt_lean"] = Field(
+        "auto",
+        description="auto: the full `tensorrt` module, else the lean runtime (`tensorrt_lean_bindings` or "
+        "`tensorrt_lean`); the lean runtime only deserializes version-compatible plans",
+    )
+    plan_file: str = Field("canary.plan", description="serialized TensorRT engine (plan) inside model_dir")
+    build_from_onnx: str | None = Field(
+        None,
+        description="ONNX file inside model_dir to build the plan from when the plan is missing and the full "
+        "TensorRT builder is installed; the built plan is cached in cache_dir",
+    )
+    cache_dir: str = Field("/var/cache/gpuwarden/engine", description="where built plans are cached")
+    device: int = Field(0, ge=0, description="CUDA device index the canary runs on")
+
+
+class EngineSettings(CollectorSettings):
+    # Off by default: the probe needs to know which engine the node serves and where its canary lives.
+    enabled: bool = Field(False, description="run the engine probe (needs a model_dir with a canary)")
+    interval: float = Field(30.0, gt=0, description="seconds between two probes")
+    timeout: float = Field(15.0, gt=0, description="deadline for one collection, in seconds")
+    backend: Literal["onnxruntime", "http", "tensorrt"] = Field(
+        "http", description="how the canary runs: against the serving endpoint, or in-process"
+    )
+    model_dir: str = Field(
+        "/var/lib/gpuwarden/canary",
+        description="directory with canary.json and SHA256SUMS, and the model or plan of in-process backends",
+    )
+    verify_checksums: bool = Field(True, description="check model files against SHA256SUMS before loading")
+    probe_timeout: float = Field(5.0, gt=0, description="seconds one canary request may take (http backend)")
+    failure_threshold: int = Field(
+        3, ge=1, description="consecutive failed probes before health turns UNHEALTHY (DEGRADED before)"
+    )
+    serving_ready_url: str | None = Field(
+        None,
+        description="readiness URL of the served engine (e.g. http://127.0.0.1:8000/v2/health/ready) checked "
+        "before an in-process canary, so a crashed or hung engine fails the onnxruntime/tensorrt probe too",
+    )
+    kernel_latency: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="time a no-op CUDA kernel launch via cuda-python; auto: only where the driver is usable, "
+        "on: report UNKNOWN health where it is not",
+    )
+    kernel_latency_samples: int = Field(50, ge=1, le=10000, description="launches timed per collection")
+    http: HttpProbeSettings = Field(default_factory=HttpProbeSettings, description="http backend")
+    onnxruntime: OnnxProbeSettings = Field(
+        default_factory=OnnxProbeSettings, description="onnxruntime backend"
+    )
+    tensorrt: TensorRTProbeSettings = Field(
+        default_factory=TensorRTProbeSettings, description="tensorrt backend"
+    )
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> EngineSettings:
+        if self.probe_timeout >= self.timeout:
+            raise ValueError(
+                "probe_timeout must be shorter than timeout, or the runner kills the probe first"
+            )
+        return self
