@@ -1,0 +1,65 @@
+"""Parsing and selecting series of a scraped exposition, as a PromQL selector would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gpuwarden.collectors.business.exposition import Exposition, ScrapeError, filter_lines, wanted_names
+from gpuwarden.collectors.business.profiles import INFERENCE_HANDLERS, PROFILES
+from gpuwarden.collectors.business.settings import Mapping, Selector
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "business"
+
+
+def selectors(mapping: Mapping) -> list[Selector]:
+    return [s for name in Mapping.model_fields if isinstance(s := getattr(mapping, name), Selector)]
+
+
+@pytest.mark.parametrize(
+    ("profile", "capture"), [("vllm", "vllm-1"), ("triton", "triton-1"), ("sglang", "sglang-1")]
+)
+def test_dropping_unused_lines_before_parsing_changes_no_selected_series(profile: str, capture: str) -> None:
+    text = (FIXTURES / f"{capture}.prom").read_text()
+    sels = selectors(PROFILES[profile])
+    full, filtered = Exposition.parse(text), Exposition.parse(text, wanted_names(sels))
+    for sel in sels:
+        for suffix in ("", "_bucket", "_sum", "_count"):
+            assert filtered.select(sel, suffix) == full.select(sel, suffix), (sel.metric, suffix)
+    assert filter_lines(text, wanted_names(sels)).count("\n") < text.count("\n")
+
+
+def test_a_triton_counter_is_found_by_its_bare_name() -> None:
+    exp = Exposition.parse((FIXTURES / "triton-1.prom").read_text())
+    assert sum(exp.select(Selector(metric="nv_inference_request_success")).values()) == 7600
+    # nv_inference_count is a counter whose name happens to end in _count.
+    assert sum(exp.select(Selector(metric="nv_inference_count")).values()) == 23950
+
+
+def test_label_regexes_match_the_whole_value_like_promql() -> None:
+    exp = Exposition.parse((FIXTURES / "vllm-1.prom").read_text())
+    inference = exp.select(Selector(metric="http_requests_total", match={"handler": INFERENCE_HANDLERS}))
+    assert sorted(dict(k)["handler"] for k in inference) == ["/v1/chat/completions"] * 3
+    assert exp.select(Selector(metric="http_requests_total", match={"handler": "/v1"})) == {}
+
+
+def test_a_missing_label_matches_an_empty_regex_like_promql() -> None:
+    exp = Exposition.parse('up{job="a"} 1\nup{job="b",env="prod"} 1\n')
+    assert list(exp.select(Selector(metric="up", match={"env": ""}))) == [(("job", "a"),)]
+
+
+@pytest.mark.parametrize(("aggregate", "expected"), [("sum", 5.0), ("max", 4.0)], ids=["sum", "max"])
+def test_several_gauge_series_combine_as_configured(aggregate: str, expected: float) -> None:
+    exp = Exposition.parse((FIXTURES / "triton-1.prom").read_text())
+    sel = Selector.model_validate({"metric": "nv_inference_pending_request_count", "aggregate": aggregate})
+    assert exp.gauge(sel) == expected
+
+
+def test_an_absent_gauge_is_none_not_zero() -> None:
+    assert Exposition.parse("").gauge(Selector(metric="vllm:num_requests_waiting")) is None
+
+
+def test_garbage_is_a_scrape_error_naming_the_format() -> None:
+    with pytest.raises(ScrapeError, match="invalid Prometheus exposition"):
+        Exposition.parse('vllm:num_requests_running{model_name="x" 3\n')
