@@ -98,6 +98,13 @@ class NodeCollector:
     def __init__(self, settings: NodeSettings, ctx: CollectorContext) -> None:
         self.settings = settings
         self.paths = ctx.paths
+        # The doctor's preflight findings ride along as gpuwarden_doctor_* so alerts catch drift; imported
+        # lazily because the doctor reuses this module's parsers.
+        self.doctor = None
+        if ctx.config.doctor.export_metrics:
+            from gpuwarden.doctor.metrics import exporter_for
+
+            self.doctor = exporter_for(ctx.config, ctx.paths)
 
     def close(self) -> None:
         pass
@@ -116,6 +123,8 @@ class NodeCollector:
                 fams.add("gpuwarden_node_transparent_hugepages_mode", candidate == mode, mode=candidate)
         yield from self._disks(fams)
         yield from fams
+        if self.doctor is not None:
+            yield from self.doctor.collect()
 
     def _memory(self, fams: Families) -> Iterator[HealthResult]:
         text = read_text(self.paths.proc("meminfo"))

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
 
 from gpuwarden.catalog import Families, MetricSpec
 from gpuwarden.doctor.findings import Finding, Status
 from gpuwarden.doctor.run import DoctorInputs, run_checks
+from gpuwarden.paths import Paths
+
+if TYPE_CHECKING:
+    from gpuwarden.config import AgentConfig
 
 CATALOG = (
     MetricSpec(
@@ -53,3 +58,17 @@ class DoctorExporter:
         fams.add("gpuwarden_doctor_failed_checks", sum(f.status == Status.FAIL for f in self.findings))
         fams.add("gpuwarden_doctor_last_run_timestamp_seconds", self.last_run)
         yield from fams
+
+
+def exporter_for(config: AgentConfig, paths: Paths) -> DoctorExporter:
+    """The exporter the node collector embeds when `doctor.export_metrics` is on."""
+    network = config.collector_settings("network")
+    return DoctorExporter(
+        DoctorInputs(
+            settings=config.doctor,
+            paths=paths,
+            expected_interfaces=tuple(network.expected_interfaces),
+            expected_ib_ports=network.infiniband_expected_active_ports,
+            checksums=False,
+        )
+    )

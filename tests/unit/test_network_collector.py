@@ -45,7 +45,7 @@ def by_component(health: list[HealthResult]) -> dict[str, HealthResult]:
     return {h.component: h for h in health}
 
 
-@pytest.mark.parametrize("case", ["real_vm", "infiniband", "interfaces_down", "files_missing"])
+@pytest.mark.parametrize("case", ["real_vm", "h200_node", "infiniband", "interfaces_down", "files_missing"])
 def test_one_collection_of_each_fixture_tree_gives_the_expected_exposition(case: str) -> None:
     collector = make_collector(FIXTURES / case)
     metrics, _ = split(collector.collect())

@@ -96,16 +96,16 @@ CATALOG = (
         "gpuwarden_network_infiniband_transmit_packets_total", "counter", "Packets transmitted.", PORT
     ),
     MetricSpec(
-        "gpuwarden_network_infiniband_port_counter_total",
+        "gpuwarden_network_infiniband_port_stat_total",
         "counter",
         "Other port counters (errors, discards, link_downed, ...) from ports/<n>/counters.",
-        (*PORT, "counter"),
+        (*PORT, "stat"),
     ),
     MetricSpec(
-        "gpuwarden_network_infiniband_hw_counter_total",
+        "gpuwarden_network_infiniband_hw_stat_total",
         "counter",
         "Driver counters from ports/<n>/hw_counters (mlx5: out_of_buffer, rnr_nak_retry_err, ...).",
-        (*PORT, "counter"),
+        (*PORT, "stat"),
     ),
     MetricSpec(
         "gpuwarden_network_infiniband_receive_utilization_ratio",

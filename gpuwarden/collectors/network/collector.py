@@ -156,10 +156,10 @@ class NetworkCollector:
                 name, scale = DATA_COUNTERS[counter]
                 fams.add(f"gpuwarden_network_infiniband_{name}_total", total * scale, **labels)
             else:
-                fams.add("gpuwarden_network_infiniband_port_counter_total", total, counter=counter, **labels)
+                fams.add("gpuwarden_network_infiniband_port_stat_total", total, stat=counter, **labels)
         for counter, raw in sorted(p.hw_counters.items()):
             total = self.tracker.update(("ibhw", p.device, p.port, counter), raw)
-            fams.add("gpuwarden_network_infiniband_hw_counter_total", total, counter=counter, **labels)
+            fams.add("gpuwarden_network_infiniband_hw_stat_total", total, stat=counter, **labels)
         for direction, counter in (("receive", "port_rcv_data"), ("transmit", "port_xmit_data")):
             delta = self.tracker.delta(("ib", p.device, p.port, counter))
             ratio = utilization(None if delta is None else delta * 4, seconds, p.rate_bps)

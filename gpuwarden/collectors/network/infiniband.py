@@ -4,7 +4,7 @@ Layout and units per the kernel's Documentation/ABI/stable/sysfs-class-infiniban
 "4: ACTIVE", `phys_state` "5: LinkUp", `rate` "400 Gb/sec (4X NDR)", `link_layer` "InfiniBand" or
 "Ethernet" (RoCE). `counters/port_{xmit,rcv}_data` count octets divided by 4 (one unit per lane-word), so
 bytes are the value times 4. `hw_counters/` holds the driver's own counters (mlx5: out_of_buffer,
-rnr_nak_retry_err, ...); its names differ per driver, so they are exported under a `counter` label.
+rnr_nak_retry_err, ...); its names differ per driver, so they are exported under a `stat` label.
 """
 
 from __future__ import annotations
