@@ -3,6 +3,7 @@
 Routes (KServe v2 "Predict Protocol", as Triton implements it):
   GET  /v2/health/live, /v2/health/ready, /v2, /v2/models/canary, /v2/models/canary/ready
   POST /v2/models/canary/infer           JSON tensors in, JSON tensors out
+  GET  /v1/models, POST /v1/completions  OpenAI-compatible (vLLM, SGLang); see openai.py
   GET  /metrics                          Prometheus text (see metrics.py)
   GET|POST /admin/fault                  `Authorization: Bearer <token>`; see faults.py
 Errors follow KServe: a JSON object `{"error": "..."}` with a 4xx/5xx status.
@@ -15,12 +16,14 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import numpy as np
 
 from gpuwarden.worker import faults as faultmod
+from gpuwarden.worker import openai
 from gpuwarden.worker.faults import FaultState
 from gpuwarden.worker.metrics import WorkerMetrics
 from gpuwarden.worker.model import IN_FEATURES, INPUT, MODEL_NAME, OUT_FEATURES, OUTPUT
@@ -60,6 +63,8 @@ class WorkerApp:
             f"{model}/infer": "/v2/models/{model}/infer",
             "/metrics": "/metrics",
             "/admin/fault": "/admin/fault",
+            "/v1/models": "/v1/models",
+            "/v1/completions": "/v1/completions",
         }
         if path.startswith("/v2/models/") and path not in table:
             return "/v2/models/{model}" + ("/infer" if path.endswith("/infer") else "")
@@ -71,8 +76,12 @@ class WorkerApp:
             return 200, self.metrics.render()
         if route == "/admin/fault":
             return self.admin(method, headers, body)
-        if route.startswith("/v2"):
+        if route.startswith(("/v2", "/v1")):
             self.faults.wait_while_hung()
+        if method == "GET" and route == "/v1/models":
+            return 200, openai.models()
+        if method == "POST" and route == "/v1/completions":
+            return self.complete(body)
         if method == "GET" and route in ("/v2/health/live", "/v2/health/ready"):
             return 200, {"live": True} if route.endswith("live") else {"ready": True}
         if method == "GET" and route == "/v2":
@@ -101,13 +110,30 @@ class WorkerApp:
             x, request_id = parse_infer(body)
         except ValueError as err:
             return 400, {"error": str(err)}
+        return self._engine_slot(lambda: self._run(x, request_id))
+
+    def complete(self, body: bytes) -> Reply:
+        try:
+            prompt, max_tokens = openai.parse_completion(body)
+        except ValueError as err:
+            return 400, {"error": str(err)}
+
+        def work() -> Reply:
+            failed = self._inject()
+            wrong = self.faults.hits("wrong") is not None
+            return failed or (200, openai.complete(prompt, max_tokens, wrong))
+
+        return self._engine_slot(work)
+
+    def _engine_slot(self, work: Callable[[], Reply]) -> Reply:
+        """Run `work` in one of the engine's slots, with the vLLM-style queue, latency and success metrics."""
         started = time.perf_counter()
         self.metrics.waiting.inc()
         with self.slots:
             self.metrics.waiting.dec()
             self.metrics.running.inc()
             try:
-                code, reply = self._run(x, request_id)
+                code, reply = work()
             finally:
                 self.metrics.running.dec()
         self.metrics.latency.observe(time.perf_counter() - started)
@@ -115,12 +141,18 @@ class WorkerApp:
             self.metrics.success.inc()
         return code, reply
 
-    def _run(self, x: np.ndarray, request_id: str | None) -> Reply:
+    def _inject(self) -> Reply | None:
+        """Apply the latency and errors faults; the error reply when this request fails."""
         if fault := self.faults.hits("latency"):
             time.sleep(fault.latency_s)
         if self.faults.hits("errors"):
             self.log.error(faultmod.OOM_LINE)
             return 500, {"error": "CUDA out of memory"}
+        return None
+
+    def _run(self, x: np.ndarray, request_id: str | None) -> Reply:
+        if failed := self._inject():
+            return failed
         y = self.engine.infer(x)
         if self.faults.hits("wrong"):
             y = y + np.float32(WRONG_OFFSET)

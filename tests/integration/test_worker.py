@@ -198,3 +198,12 @@ def test_tampered_model_directory_refuses_to_start_with_exit_65(
     result = run_worker("--model-dir", str(worker.model_dir))
     assert result.returncode == 65
     assert "canary.onnx checksum mismatch" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_worker_metrics_break_only_promtools_colon_rule_like_vllm(worker: WorkerProcess) -> None:
+    if not shutil.which("promtool"):
+        pytest.skip("promtool is not installed")
+    text = requests.get(worker.url + "/metrics", timeout=5).content
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True)
+    problems = [line for line in (check.stdout + check.stderr).decode().splitlines() if line]
+    assert problems and all(line.endswith("metric names should not contain ':'") for line in problems)
