@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -12,6 +13,11 @@ import pytest
 import yaml
 
 from gpuwarden.cli import main
+from gpuwarden.config import from_mapping
+from gpuwarden.doctor.checksum import verify
+from gpuwarden.doctor.findings import Status, exit_code
+from gpuwarden.doctor.run import DoctorInputs, run_checks
+from gpuwarden.paths import Paths
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "doctor"
 
@@ -138,3 +144,29 @@ def test_doctor_runs_on_this_machine_and_says_why_gpu_checks_were_skipped() -> N
         assert driver["detail"].startswith("skipped: no NVIDIA driver")
         assert rows["cuda_driver"]["status"] == "skip"
     assert "Traceback" not in proc.stderr
+
+
+def test_a_check_that_crashes_is_an_error_row_and_exit_2_when_nothing_failed() -> None:
+    def broken() -> dict[str, str | None]:
+        raise PermissionError("site-packages unreadable")
+
+    settings = from_mapping({"doctor": {"thp_allowed": ["always", "madvise", "never"]}}).doctor
+    findings = run_checks(
+        DoctorInputs(settings=settings, paths=Paths(procfs="/nonexistent"), versions=broken)
+    )
+    rows = {f.check: f for f in findings}
+    assert rows["software"].status == Status.ERROR
+    assert rows["software"].detail == "check crashed: PermissionError: site-packages unreadable"
+    assert not [f for f in findings if f.status == Status.FAIL]
+    assert exit_code(findings) == 2
+
+
+def test_the_checksum_progress_bar_draws_only_when_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "w.bin").write_bytes(b"x" * 4096)
+    (tmp_path / "SUMS").write_text(f"{hashlib.sha256(b'x' * 4096).hexdigest()}  w.bin\n")
+    verify(str(tmp_path / "SUMS"), show_progress=False)
+    assert capsys.readouterr().err == ""
+    verify(str(tmp_path / "SUMS"), show_progress=True)
+    assert "checksums" in capsys.readouterr().err
