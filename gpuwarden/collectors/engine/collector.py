@@ -22,7 +22,11 @@ from gpuwarden.catalog import Families
 from gpuwarden.collectors.engine.catalog import CATALOG
 from gpuwarden.collectors.engine.files import ModelFiles
 from gpuwarden.collectors.engine.http_backend import HttpBackend, check_ready
-from gpuwarden.collectors.engine.kernel_latency import KernelLatency, KernelLatencyUnavailable
+from gpuwarden.collectors.engine.kernel_latency import (
+    KernelLatency,
+    KernelLatencyUnavailable,
+    LaunchTimer,
+)
 from gpuwarden.collectors.engine.onnx_backend import OnnxBackend
 from gpuwarden.collectors.engine.probe import REASONS, Backend, ProbeFailure, compare
 from gpuwarden.collectors.engine.settings import EngineSettings
@@ -41,7 +45,10 @@ def make_backend(settings: EngineSettings, model_dir: str) -> Backend:
 
 @register("engine", EngineSettings)
 class EngineCollector:
-    def __init__(self, settings: EngineSettings, ctx: CollectorContext) -> None:
+    def __init__(
+        self, settings: EngineSettings, ctx: CollectorContext, kernel: LaunchTimer | None = None
+    ) -> None:
+        """`kernel` injects a launch timer (tests pass a replay recorded on an H200 node)."""
         self.settings = settings
         self.log = ctx.log
         model_dir = ctx.paths.root(settings.model_dir)
@@ -53,7 +60,10 @@ class EngineCollector:
         self.probes = 0
         self.failures: Counter[str] = Counter()
         self.ready = requests.Session() if settings.serving_ready_url else None
-        self.kernel = KernelLatency(settings.tensorrt.device) if settings.kernel_latency != "off" else None
+        if settings.kernel_latency == "off":
+            self.kernel: LaunchTimer | None = None
+        else:
+            self.kernel = kernel or KernelLatency(settings.tensorrt.device)
         self._kernel_note_logged = False
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ import contextlib
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from gpuwarden.collectors.engine.cuda_driver import CudaUnavailable, Driver
 
@@ -37,6 +37,12 @@ class LaunchSample:
     uuid: str
     gpu_seconds: float  # median event-to-event GPU time of one launch
     host_seconds: float  # median CPU time of the cuLaunchKernel call
+
+
+class LaunchTimer(Protocol):
+    def measure(self, samples: int) -> LaunchSample: ...
+
+    def close(self) -> None: ...
 
 
 def format_uuid(raw: bytes) -> str:
