@@ -1,7 +1,7 @@
 """Network collector cost per cycle: gpuwarden's `network` collector against node_exporter's, same run.
 
 node_exporter (Debian's prometheus-node-exporter) runs on loopback twice: with only `netdev` (counters, the
-figure the issue names) and with `netdev` + `netclass` (counters plus /sys/class/net link state and speed,
+figure the design asks for) and with `netdev` + `netclass` (counters plus /sys/class/net link state and speed,
 which is what our collector also reads). Its own `node_scrape_collector_duration_seconds{collector}` is the
 peer's cost per cycle: the time inside the collector, without HTTP. Ours is the time of one `collect()` on
 the same host's /proc and /sys (no peers, no InfiniBand unless the host has it), measured in-process with

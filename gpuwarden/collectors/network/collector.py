@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from gpuwarden.agent.registry import CollectorContext, Item, register
 from gpuwarden.catalog import Families
@@ -52,10 +52,9 @@ class NetworkCollector:
         self.tracker = CounterTracker()
         self.last_time: float | None = None
         self.peer_stats = {p.name: PeerStats(bounds=settings.rtt_buckets) for p in settings.peers}
-        # Threads start lazily on the first submit: the constructor stays free of slow work.
-        self.pool = ThreadPoolExecutor(
-            max_workers=min(16, max(1, len(settings.peers))), thread_name_prefix="peer"
-        )
+        # One thread per peer (at most 64) so all probes of a cycle run side by side within its budget;
+        # threads start lazily on the first submit, so the constructor stays free of slow work.
+        self.pool = ThreadPoolExecutor(max_workers=max(1, len(settings.peers)), thread_name_prefix="peer")
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -171,10 +170,16 @@ class NetworkCollector:
         if not peers:
             return
         futures = {p.name: self.pool.submit(self._probe_peer, p) for p in peers}
+        # Connects are bounded by probe_timeout, name resolution is not (the resolver retries on its own):
+        # wait halfway between the probes' worst case and the collector's deadline, then count a peer
+        # still resolving as a timeout rather than let it cost the whole cycle.
+        worst = self.settings.probe_timeout * self.settings.probes_per_cycle
+        wait(futures.values(), timeout=(worst + self.settings.timeout) / 2)
         failing = []
         for peer in peers:
             stats = self.peer_stats[peer.name]
-            stats.record(futures[peer.name].result())
+            future = futures[peer.name]
+            stats.record(future.result() if future.done() else [ProbeOutcome("timeout", None)])
             fams.add_histogram(
                 "gpuwarden_network_peer_rtt_seconds",
                 stats.cumulative_buckets(),
