@@ -1,0 +1,240 @@
+"""GPU collector on NVML: full signal set, XIDs from two sources, and health that survives a hung driver.
+
+NVML is reached through an injected backend (nvml_backend.py on a node, replay.py in CI) and only on one
+dedicated thread, one job per cycle, with a deadline (worker.py). Values that are expensive or cannot
+change are read on `slow_interval` and their families are built once per read; the every-cycle part costs
+a few hundred microseconds per GPU (bench/results/gpu-h200-*.txt). See docs/gpu.md for the runbook.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import Metric
+
+from gpuwarden.agent.registry import CollectorContext, Item, register
+from gpuwarden.catalog import Families
+from gpuwarden.collectors.gpu import checks
+from gpuwarden.collectors.gpu.backend import (
+    GPU_IS_LOST,
+    NOT_SUPPORTED,
+    RESET_REQUIRED,
+    Backend,
+    NvmlCallError,
+    NvmlUnavailable,
+)
+from gpuwarden.collectors.gpu.events import XidWatcher
+from gpuwarden.collectors.gpu.kmsg import KmsgReader
+from gpuwarden.collectors.gpu.metrics import CATALOG, add_fast, add_slow, ok
+from gpuwarden.collectors.gpu.procs import memory_by_unit
+from gpuwarden.collectors.gpu.queries import FAST, SLOW
+from gpuwarden.collectors.gpu.settings import GpuSettings
+from gpuwarden.collectors.gpu.worker import DriverUnresponsive, NvmlThread
+from gpuwarden.collectors.gpu.xid import XidLedger
+from gpuwarden.collectors.gpu.xid_collect import collect_xids
+from gpuwarden.health import Action, HealthResult, State
+
+__all__ = ["GpuCollector", "GpuSettings", "make_backend"]
+
+
+def make_backend(settings: GpuSettings) -> Backend:
+    if settings.backend == "replay":
+        from gpuwarden.collectors.gpu.replay import ReplayBackend
+
+        return ReplayBackend.from_file(str(settings.replay_file))
+    from gpuwarden.collectors.gpu.nvml_backend import NvmlBackend
+
+    return NvmlBackend()
+
+
+@register("gpu", GpuSettings)
+class GpuCollector:
+    def __init__(self, settings: GpuSettings, ctx: CollectorContext, backend: Backend | None = None) -> None:
+        self.settings = settings
+        self.paths = ctx.paths
+        self.log = ctx.log.getChild("gpu")
+        self._backend = backend  # None: built from settings on the first cycle (no slow I/O here)
+        self._thread: NvmlThread | None = None
+        self._system: dict[str, Any] | None = None
+        self._unavailable: str | None = None
+        self.identity: dict[int, tuple[str, str]] = {}  # index → (uuid, pci bus id)
+        self._previous: dict[int, dict[str, Any]] = {}
+        self._slow: dict[int, dict[str, Any]] = {}
+        self._last_slow = float("-inf")
+        self._slow_metrics: list[Metric] = []
+        self._slow_for: tuple[int, ...] | None = None
+        # NOT_SUPPORTED does not change while the driver is loaded: ask once, then skip.
+        self._unsupported: dict[int, set[str]] = {}
+        self.watcher: XidWatcher | None = None
+        self.kmsg = KmsgReader(self.paths.dev("kmsg")) if settings.kmsg else None
+        self.xids = XidLedger(
+            settings.xid_actions,
+            settings.xid_dedup_window,
+            settings.xid_lookback,
+            settings.xid_escalate_after,
+            settings.xid_escalate_window,
+        )
+
+    @property
+    def driver_version(self) -> str | None:
+        return (self._system or {}).get("driver_version")
+
+    def _start(self) -> None:
+        """Initialise NVML once, on the NVML thread (nvmlInit can hang too); retried while it fails."""
+        if self._backend is None:
+            self._backend = make_backend(self.settings)
+        if self._thread is None:
+            self._thread = NvmlThread()
+        try:
+            self._system = self._thread.run("nvmlInit", self._backend.init, self.settings.call_timeout)
+        except NvmlUnavailable as err:
+            self._unavailable = str(err)
+            return
+        if self.settings.nvml_events and self.watcher is None:
+            self.watcher = XidWatcher(self._backend, self.log)
+            self.watcher.start()
+
+    def close(self) -> None:
+        if self.watcher:
+            self.watcher.stop()
+        if self.kmsg:
+            self.kmsg.close()
+        if self._backend is not None:
+            self._backend.shutdown()  # also releases a replayed hang
+        if self._thread:
+            self._thread.stop()
+
+    def collect(self) -> Iterator[Item]:
+        fams = Families(CATALOG)
+        results: list[HealthResult] = []
+        slow: list[Metric] = []
+        try:
+            if self._system is None:
+                self._start()
+            if self._system is None:
+                fams.add("gpuwarden_gpu_nvml_up", 0)
+                results.append(HealthResult("gpu.driver", State.UNKNOWN, f"unsupported: {self._unavailable}"))
+            else:
+                slow = self._cycle(fams, results)
+        except DriverUnresponsive as err:
+            fams, slow = Families(CATALOG), []  # samples from a cycle that hung would mislead: drop them
+            fams.add("gpuwarden_gpu_nvml_up", 0)
+            results = [
+                HealthResult("gpu.driver", State.UNHEALTHY, f"driver_unresponsive: {err}", Action.REBOOT_NODE)
+            ]
+        collect_xids(self, fams, results, time.time())
+        yield from results
+        yield from fams
+        yield from slow
+
+    def _cycle(self, fams: Families, results: list[HealthResult]) -> list[Metric]:
+        assert self._thread is not None and self._backend is not None
+        s, backend = self.settings, self._backend
+        slow_due = time.monotonic() - self._last_slow >= s.slow_interval
+        keys = FAST + SLOW if slow_due else FAST
+        snaps = self._thread.run(
+            "one collection", lambda: _all_snapshots(backend, keys, self._unsupported), s.call_timeout
+        )
+        if slow_due:
+            self._last_slow = time.monotonic()
+        count = len(snaps)
+        fams.add("gpuwarden_gpu_nvml_up", 1)
+        fams.add("gpuwarden_gpu_count", count)
+        results.append(
+            HealthResult("gpu.driver", State.HEALTHY, f"NVML answers (driver {self.driver_version})")
+        )
+        if s.expected_gpus:
+            fams.add("gpuwarden_gpu_expected_count", s.expected_gpus)
+            if count < s.expected_gpus:
+                results.append(
+                    HealthResult(
+                        "gpu.count",
+                        State.UNHEALTHY,
+                        f"{count} of {s.expected_gpus} GPUs visible: a GPU fell off the bus",
+                        Action.REBOOT_NODE,
+                    )
+                )
+            else:
+                results.append(HealthResult("gpu.count", State.HEALTHY, f"{count} of {s.expected_gpus} GPUs"))
+        answering = []
+        for index, snap in enumerate(snaps):
+            if slow_due:
+                self._keep_slow(index, snap)
+            else:
+                snap.update(self._slow.get(index, {}))
+            if self._gpu(fams, results, index, snap):
+                answering.append(index)
+            self._previous[index] = snap
+        if slow_due or self._slow_for != tuple(answering):
+            slow_fams = Families(CATALOG)
+            for index in answering:
+                add_slow(
+                    slow_fams,
+                    str(index),
+                    self.identity[index][0],
+                    self._slow.get(index, {}),
+                    str(self.driver_version or ""),
+                )
+            self._slow_metrics, self._slow_for = list(slow_fams), tuple(answering)
+        return self._slow_metrics
+
+    def _keep_slow(self, index: int, snap: dict[str, Any]) -> None:
+        """Counters read on slow_interval are judged per read; the verdict holds until the next read."""
+        replays = (ok(snap, "fields_slow") or {}).get("pcie_replay_counter")
+        before = (ok(self._slow.get(index, {}), "fields_slow") or {}).get("pcie_replay_counter")
+        if isinstance(replays, int) and isinstance(before, int):
+            snap["pcie_replays_delta"] = replays - before
+        self._slow[index] = {k: snap[k] for k in (*SLOW, "pcie_replays_delta") if k in snap}
+
+    def _gpu(self, fams: Families, results: list[HealthResult], index: int, snap: dict[str, Any]) -> bool:
+        """Samples and health for one GPU; False when it did not answer (lost, needs a reset)."""
+        s, gpu, comp = self.settings, str(index), f"gpu{index}"
+        if ok(snap, "uuid") is not None:
+            self.identity[index] = (ok(snap, "uuid"), (ok(snap, "pci") or {}).get("busId", ""))
+        uuid = self.identity.get(index, ("", ""))[0]
+        results.append(checks.device_health(f"{comp}.device", snap))
+        if checks.fatal_error(snap) is not None or index not in self.identity:
+            fams.add("gpuwarden_gpu_up", 0, gpu=gpu, uuid=uuid)
+            return False
+        fams.add("gpuwarden_gpu_up", 1, gpu=gpu, uuid=uuid)
+        procs = ok(snap, "processes")
+        add_fast(fams, gpu, uuid, snap, memory_by_unit(self.paths, procs) if procs else {})
+        results.append(
+            checks.memory_health(f"{comp}.memory", snap, self._previous.get(index), s.ecc_storm_errors)
+        )
+        results.append(checks.thermal_health(f"{comp}.thermal", snap, s.thermal_margin_min_celsius))
+        for result in (
+            checks.pcie_health(f"{comp}.pcie", snap, s.pcie_replay_burst),
+            checks.recovery_health(f"{comp}.recovery", snap),
+        ):
+            if result is not None:
+                results.append(result)
+        return True
+
+
+def _all_snapshots(
+    backend: Backend, keys: tuple[str, ...], unsupported: dict[int, set[str]]
+) -> list[dict[str, Any]]:
+    """Every answer for every GPU, as one job on the NVML thread (one thread hop per cycle)."""
+    return [
+        _snapshot(backend, i, keys, unsupported.setdefault(i, set())) for i in range(backend.device_count())
+    ]
+
+
+def _snapshot(backend: Backend, index: int, keys: tuple[str, ...], unsupported: set[str]) -> dict[str, Any]:
+    """Every answer for one GPU. A lost GPU stops the questions early: every further call answers the same."""
+    snap: dict[str, Any] = {}
+    for key in keys:
+        if key in unsupported:
+            continue
+        try:
+            snap[key] = backend.query(index, key)
+        except NvmlCallError as err:
+            snap[key] = err
+            if err.code == NOT_SUPPORTED:
+                unsupported.add(key)
+            elif err.code in (GPU_IS_LOST, RESET_REQUIRED):
+                break
+    return snap

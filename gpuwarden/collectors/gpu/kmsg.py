@@ -1,0 +1,90 @@
+"""XIDs from the kernel log (/dev/kmsg, through Paths): what NVML's event API misses.
+
+NVML events cannot report XID 79, 119 and 120 (DCGM maintainers, NVIDIA/DCGM#162) and miss 62
+(NVIDIA/DCGM#235); newer drivers log "fallen off the bus" without an XID number (gpud#1209), which is
+XID 79 in effect. Line formats follow the NVIDIA driver's NVRM messages, as matched by gpud's xid/kmsg.go:
+  NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, GPU has fallen off the bus.
+  NVRM: GPU 0000:3b:00.0: GPU has fallen off the bus.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+
+XID_LINE = re.compile(r"NVRM: Xid \((?:PCI:)?([0-9a-fA-F:.]+)\)[^:]*: (\d+),")
+OFF_BUS = re.compile(
+    r"NVRM: .*?(?:PCI:)?([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}).*fallen off the bus"
+)
+BUS_ID = re.compile(r"([0-9a-fA-F]{1,8}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})")
+
+
+def pci_key(bus_id: str) -> tuple[int, int, int] | None:
+    """`00000000:3B:00.0` (NVML) and `0000:3b:00` (kernel log) → (domain, bus, device)."""
+    m = BUS_ID.search(bus_id)
+    return (int(m.group(1), 16), int(m.group(2), 16), int(m.group(3), 16)) if m else None
+
+
+def parse_line(message: str) -> tuple[tuple[int, int, int] | None, int] | None:
+    """A kernel log message → (PCI key, XID), or None when it is not about an XID."""
+    m = XID_LINE.search(message)
+    if m:
+        return pci_key(m.group(1)), int(m.group(2))
+    m = OFF_BUS.search(message)
+    if m:
+        return pci_key(m.group(1)), 79
+    if "NVRM:" in message and "fallen off the bus" in message:
+        return None, 79
+    return None
+
+
+def record_message(record: str) -> str:
+    """One /dev/kmsg record `PRI,SEQ,TS,FLAGS;message` → message (continuation lines dropped)."""
+    head, sep, message = record.partition(";")
+    return message.split("\n", 1)[0] if sep else record
+
+
+class KmsgReader:
+    """Non-blocking reader: each `poll()` returns the messages logged since the last one.
+
+    /dev/kmsg hands out one record per read() and starts at the oldest record still in the ring buffer,
+    so the first poll also sees XIDs logged since boot. A regular file (a test fixture tree) works too."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._partial = b""
+        self.error: str | None = None
+
+    def poll(self) -> list[str]:
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+            except OSError as err:
+                self.error = f"cannot open {self.path}: {err.strerror}"
+                return []
+            self.error = None
+        chunks: list[bytes] = []
+        for _ in range(100_000):  # a bound, not a limit reached in practice (the ring buffer is ~1 MiB)
+            try:
+                chunk = os.read(self._fd, 16384)
+            except BlockingIOError:
+                break
+            except OSError as err:
+                if err.errno == errno.EPIPE:  # records overwritten before we read them: skip ahead
+                    continue
+                self.error = f"reading {self.path}: {err.strerror}"
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)  # a kmsg record ends in "\n"; continuation lines start with a space
+        data = self._partial + b"".join(chunks)
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        return [record_message(line.decode("utf-8", errors="replace")) for line in lines if line]
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

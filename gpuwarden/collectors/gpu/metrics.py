@@ -1,0 +1,237 @@
+"""The GPU metric catalog and the function that turns one GPU's NVML answers into samples.
+
+Units are Prometheus base units: NVML's milliwatts, millijoules, MHz, KB/s and nanoseconds are converted
+here. A signal NVML answers NOT_SUPPORTED for is simply absent (h200-baseline: NVLink fields on an H200).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gpuwarden.catalog import Families, MetricSpec
+
+G = ("gpu", "uuid")
+
+CLOCK_EVENT_BITS = {  # nvmlClocksEventReason* (nvml.h)
+    "gpu_idle": 0x1,
+    "applications_clocks_setting": 0x2,
+    "sw_power_cap": 0x4,
+    "hw_slowdown": 0x8,
+    "sync_boost": 0x10,
+    "sw_thermal_slowdown": 0x20,
+    "hw_thermal_slowdown": 0x40,
+    "hw_power_brake_slowdown": 0x80,
+}
+CLOCK_EVENT_FIELDS = {
+    "sw_power_cap": "clock_event_sw_power_cap_ns",
+    "sync_boost": "clock_event_sync_boost_ns",
+    "sw_thermal_slowdown": "clock_event_sw_thermal_ns",
+    "hw_thermal_slowdown": "clock_event_hw_thermal_ns",
+    "hw_power_brake_slowdown": "clock_event_hw_power_brake_ns",
+}
+RECOVERY_ACTIONS = {  # NVML_GPU_RECOVERY_ACTION_* (nvml.h), the driver's own verdict (also XID 154)
+    0: "none",
+    1: "gpu_reset",
+    2: "node_reboot",
+    3: "drain_p2p",
+    4: "drain_and_reset",
+    5: "recover_imex_domain",
+    6: "bus_reset",
+    7: "system_reboot",
+}
+
+
+def _g(name: str, help: str, labels: tuple[str, ...] = (), unit: str = "", kind: str = "gauge") -> MetricSpec:
+    return MetricSpec(f"gpuwarden_gpu_{name}", kind, help, G + labels, unit)  # type: ignore[arg-type]
+
+
+CATALOG = (
+    MetricSpec(
+        "gpuwarden_gpu_nvml_up", "gauge", "1 when NVML is initialised and answered within its deadline."
+    ),
+    MetricSpec("gpuwarden_gpu_count", "gauge", "GPUs NVML sees."),
+    MetricSpec(
+        "gpuwarden_gpu_expected_count", "gauge", "GPUs this node should have (collectors.gpu.expected_gpus)."
+    ),
+    MetricSpec(
+        "gpuwarden_gpu_xid_source_up",
+        "gauge",
+        "1 when an XID source (nvml, kmsg) is being read.",
+        ("source",),
+    ),
+    _g("info", "Always 1; GPU identity for joins.", ("model", "pci_bus_id", "driver_version")),
+    _g("up", "1 when the GPU answered this cycle; 0 when NVML says it is lost or needs a reset."),
+    _g("utilization_ratio", "Share of the last sample period a kernel ran on the GPU.", unit="ratio"),
+    _g(
+        "memory_utilization_ratio",
+        "Share of the last sample period device memory was read or written.",
+        unit="ratio",
+    ),
+    _g("memory_total_bytes", "Device memory installed.", unit="bytes"),
+    _g("memory_used_bytes", "Device memory allocated.", unit="bytes"),
+    _g("memory_free_bytes", "Device memory free.", unit="bytes"),
+    _g("memory_reserved_bytes", "Device memory reserved by the driver and firmware.", unit="bytes"),
+    _g("temperature_celsius", "GPU core temperature.", unit="celsius"),
+    _g("memory_temperature_celsius", "HBM temperature.", unit="celsius"),
+    _g("temperature_threshold_celsius", "Temperature thresholds.", ("threshold",), "celsius"),
+    _g("thermal_margin_celsius", "Degrees left before the GPU slows down (T.Limit).", unit="celsius"),
+    _g("power_watts", "Power draw.", unit="watts"),
+    _g("power_limit_watts", "Enforced power limit.", unit="watts"),
+    _g(
+        "energy_joules_total",
+        "Energy used since the driver loaded (polled on slow_interval).",
+        unit="joules",
+        kind="counter",
+    ),
+    _g("clock_hertz", "Current clock.", ("clock",), "hertz"),
+    _g("clock_max_hertz", "Maximum clock.", ("clock",), "hertz"),
+    _g("clock_event_reason", "1 when this reason holds the clocks down now (throttling).", ("reason",)),
+    _g(
+        "clock_event_seconds_total",
+        "Time the clocks were held down for this reason.",
+        ("reason",),
+        "seconds",
+        "counter",
+    ),
+    _g("ecc_enabled", "1 when ECC is enabled."),
+    _g(
+        "ecc_errors_total",
+        "ECC errors; volatile since the driver loaded, aggregate over the GPU's life.",
+        ("type", "scope"),
+        kind="counter",
+    ),
+    _g("retired_pages", "Pages retired (GPUs before Ampere).", ("cause",)),
+    _g("retired_pages_pending", "1 when a page retirement waits for a reset (GPUs before Ampere)."),
+    _g("remapped_rows", "Memory rows remapped (Ampere and later).", ("cause",)),
+    _g("remap_pending", "1 when a row remap waits for a GPU reset."),
+    _g("remap_failed", "1 when a row remap failed: an RMA criterion."),
+    _g("pcie_replays_total", "PCIe replays (link-level retransmissions).", kind="counter"),
+    _g("pcie_link_generation", "Current PCIe link generation (drops at idle to save power)."),
+    _g("pcie_link_generation_max", "Maximum PCIe link generation."),
+    _g("pcie_link_width", "Current PCIe link width (lanes)."),
+    _g("pcie_link_width_max", "Maximum PCIe link width (lanes)."),
+    _g(
+        "pcie_throughput_bytes_per_second",
+        "PCIe throughput (polled on slow_interval).",
+        ("direction",),
+        "bytes",
+    ),
+    _g("nvlink_links", "NVLink links by state.", ("state",)),
+    _g("nvlink_errors_total", "NVLink errors summed over links.", ("type",), kind="counter"),
+    _g("persistence_mode", "1 when persistence mode is on."),
+    _g("processes", "Compute processes on the GPU."),
+    _g(
+        "process_memory_used_bytes",
+        "Device memory used by compute processes, by systemd unit.",
+        ("unit",),
+        "bytes",
+    ),
+    _g("recovery_action", "1 for the recovery action the driver asks for now.", ("action",)),
+    _g("xid_errors_total", "XID errors seen since the agent started.", ("xid",), kind="counter"),
+    _g("xid_last_seen_timestamp_seconds", "Unix time an XID was last seen.", ("xid",), "seconds"),
+)
+
+
+def ok(snap: dict[str, Any], key: str) -> Any:
+    """The answer for `key`, or None when NVML answered an error (absent, not an error)."""
+    value = snap.get(key)
+    return None if isinstance(value, Exception) else value
+
+
+def _putter(fams: Families, gpu: str, uuid: str) -> Any:
+    lbl = {"gpu": gpu, "uuid": uuid}
+
+    def put(name: str, value: Any, scale: float = 1.0, **extra: str) -> None:
+        if value is not None:
+            fams.add(f"gpuwarden_gpu_{name}", float(value) * scale, **lbl, **extra)
+
+    return put
+
+
+def add_fast(fams: Families, gpu: str, uuid: str, snap: dict[str, Any], units: dict[str, int]) -> None:
+    """Every-cycle samples for one GPU that answered; `units` is process memory by systemd unit."""
+    put = _putter(fams, gpu, uuid)
+    util = ok(snap, "utilization") or {}
+    put("utilization_ratio", util.get("gpu"), 0.01)
+    put("memory_utilization_ratio", util.get("memory"), 0.01)
+    mem = ok(snap, "memory") or {}
+    for part in ("total", "used", "free", "reserved"):
+        put(f"memory_{part}_bytes", mem.get(part))
+    put("temperature_celsius", ok(snap, "temperature"))
+    hbm = (ok(snap, "fields") or {}).get("memory_temperature")
+    put("memory_temperature_celsius", hbm if isinstance(hbm, int | float) and hbm else None)  # 0: no sensor
+    put("power_watts", ok(snap, "power_usage_mw"), 1e-3)
+    for clock in ("graphics", "sm", "memory"):
+        put("clock_hertz", ok(snap, f"clock_{clock}_mhz"), 1e6, clock=clock)
+    reasons = ok(snap, "clock_event_reasons")
+    if reasons is not None:
+        for reason, bit in CLOCK_EVENT_BITS.items():
+            put("clock_event_reason", bool(reasons & bit), reason=reason)
+    for kind in ("corrected", "uncorrected"):
+        for scope in ("volatile", "aggregate"):
+            put("ecc_errors_total", ok(snap, f"ecc_{kind}_{scope}"), type=kind, scope=scope)
+    remap = ok(snap, "remapped_rows")
+    if remap is not None:
+        corr, unc, pending, failure = remap
+        put("remapped_rows", corr, cause="correctable")
+        put("remapped_rows", unc, cause="uncorrectable")
+        put("remap_pending", bool(pending))
+        put("remap_failed", bool(failure))
+    put("pcie_link_generation", ok(snap, "pcie_generation"))
+    put("pcie_link_width", ok(snap, "pcie_width"))
+    procs = ok(snap, "processes")
+    if procs is not None:
+        put("processes", len(procs))
+        for unit, used in sorted(units.items()):
+            put("process_memory_used_bytes", used, unit=unit)
+
+
+def add_slow(fams: Families, gpu: str, uuid: str, snap: dict[str, Any], driver: str) -> None:
+    """Samples read on slow_interval (identity, limits, expensive counters); built once per read."""
+    put = _putter(fams, gpu, uuid)
+    fields = {k: v for k, v in (ok(snap, "fields_slow") or {}).items() if not isinstance(v, dict)}
+    pci = (ok(snap, "pci") or {}).get("busId", "")
+    fams.add(
+        "gpuwarden_gpu_info",
+        1,
+        gpu=gpu,
+        uuid=uuid,
+        model=str(ok(snap, "name") or ""),
+        pci_bus_id=pci,
+        driver_version=driver,
+    )
+    for threshold in ("shutdown", "slowdown", "gpu_max", "memory_max"):
+        put("temperature_threshold_celsius", ok(snap, f"temperature_{threshold}"), threshold=threshold)
+    put("thermal_margin_celsius", ok(snap, "thermal_margin"))
+    put("power_limit_watts", ok(snap, "power_limit_mw"), 1e-3)
+    put("energy_joules_total", ok(snap, "energy_mj"), 1e-3)
+    for clock in ("graphics", "sm", "memory"):
+        put("clock_max_hertz", ok(snap, f"clock_max_{clock}_mhz"), 1e6, clock=clock)
+    for reason, key in CLOCK_EVENT_FIELDS.items():
+        put("clock_event_seconds_total", fields.get(key), 1e-9, reason=reason)
+    ecc_mode = ok(snap, "ecc_mode")
+    if ecc_mode is not None:
+        put("ecc_enabled", bool(ecc_mode[0]))
+    put("retired_pages", ok(snap, "retired_pages_sbe"), cause="single_bit_ecc")
+    put("retired_pages", ok(snap, "retired_pages_dbe"), cause="double_bit_ecc")
+    put("retired_pages_pending", ok(snap, "retired_pages_pending"))
+    put("pcie_replays_total", fields.get("pcie_replay_counter"))
+    put("pcie_link_generation_max", ok(snap, "pcie_generation_max"))
+    put("pcie_link_width_max", ok(snap, "pcie_width_max"))
+    put("pcie_throughput_bytes_per_second", ok(snap, "pcie_tx_kbps"), 1024, direction="tx")
+    put("pcie_throughput_bytes_per_second", ok(snap, "pcie_rx_kbps"), 1024, direction="rx")
+    links = [ok(snap, key) for key in snap if key.startswith("nvlink_state_")]
+    if any(state is not None for state in links):
+        put("nvlink_links", sum(1 for s in links if s == 1), state="active")
+        put("nvlink_links", sum(1 for s in links if s == 0), state="inactive")
+    for kind, key in (
+        ("crc_flit", "nvlink_crc_flit_errors"),
+        ("replay", "nvlink_replay_errors"),
+        ("recovery", "nvlink_recovery_errors"),
+    ):
+        put("nvlink_errors_total", fields.get(key), type=kind)
+    put("persistence_mode", ok(snap, "persistence_mode"))
+    action = fields.get("recovery_action")
+    if action is not None:
+        for code, name in RECOVERY_ACTIONS.items():
+            put("recovery_action", action == code, action=name)

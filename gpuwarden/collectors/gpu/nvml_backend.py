@@ -1,0 +1,166 @@
+"""The real backend: nvidia-ml-py (the `pynvml` module), kept thin.
+
+Everything here runs on the collector's NVML thread (worker.py) except `wait_event`, which runs on the
+XID event thread: NVML is thread-safe (nvml.h, "Thread safety"), and a wait must not block the sampler.
+Results are turned into plain values (dicts, lists, ints, str) so a recording equals what the collector saw.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from typing import Any
+
+from gpuwarden.collectors.gpu.backend import (
+    DRIVER_NOT_LOADED,
+    LIBRARY_NOT_FOUND,
+    NOT_SUPPORTED,
+    NvmlCallError,
+    NvmlUnavailable,
+    XidEvent,
+    error_name,
+)
+from gpuwarden.collectors.gpu.queries import BY_KEY, FIELDS, FIELDS_SLOW
+
+XID_CRITICAL_ERROR = 0x8  # nvmlEventTypeXidCriticalError
+
+
+def plain(value: Any) -> Any:
+    """A pynvml answer (ctypes struct, array, bytes) as JSON-able Python values."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace").rstrip("\x00")
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple | ctypes.Array):
+        return [plain(v) for v in value]
+    fields = getattr(value, "_fields_", None)
+    if fields is not None:
+        return {name: plain(getattr(value, name)) for name, *_ in fields}
+    return str(value)
+
+
+class NvmlBackend:
+    def __init__(self) -> None:
+        self._nvml: Any = None
+        self._handles: list[Any] = []
+        self._event_set: Any = None
+        self._handle_index: dict[int, int] = {}
+        # Field ids a GPU refused with NOT_SUPPORTED: not asked again (each still costs time in the batch).
+        self._unsupported_fields: dict[int, set[str]] = {}
+
+    def init(self) -> dict[str, Any]:
+        try:
+            import pynvml
+        except ImportError as err:  # the package is a dependency; this means a broken install
+            raise NvmlUnavailable(f"nvidia-ml-py is not importable: {err}") from None
+        try:
+            pynvml.nvmlInit()
+        except pynvml.NVMLError as err:
+            code = int(err.value)
+            if code == LIBRARY_NOT_FOUND:
+                raise NvmlUnavailable("no NVIDIA driver: libnvidia-ml.so.1 not found") from None
+            if code == DRIVER_NOT_LOADED:
+                raise NvmlUnavailable("no NVIDIA driver: the kernel module is not loaded") from None
+            raise NvmlUnavailable(f"nvmlInit failed: NVML_ERROR_{error_name(code)}") from None
+        self._nvml = pynvml
+        count = pynvml.nvmlDeviceGetCount()
+        self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+        self._handle_index = {_address(h): i for i, h in enumerate(self._handles)}
+        return {
+            "driver_version": plain(pynvml.nvmlSystemGetDriverVersion()),
+            "nvml_version": plain(pynvml.nvmlSystemGetNVMLVersion()),
+            "cuda_driver_version": int(pynvml.nvmlSystemGetCudaDriverVersion()),
+        }
+
+    def device_count(self) -> int:
+        try:
+            return int(self._nvml.nvmlDeviceGetCount())
+        except self._nvml.NVMLError as err:
+            raise NvmlCallError(int(err.value), "nvmlDeviceGetCount") from None
+
+    def query(self, index: int, key: str) -> Any:
+        q = BY_KEY[key]
+        nvml = self._nvml
+        if index >= len(self._handles):
+            raise NvmlCallError(GPU_IS_LOST_OR_GONE, q.fn)
+        handle = self._handles[index]
+        try:
+            if key == "memory":
+                return plain(nvml.nvmlDeviceGetMemoryInfo(handle, version=nvml.nvmlMemory_v2))
+            if key in ("fields", "fields_slow"):
+                return self._fields(index, handle, FIELDS if key == "fields" else FIELDS_SLOW)
+            if key in ("retired_pages_sbe", "retired_pages_dbe"):
+                return len(getattr(nvml, q.fn)(handle, *q.args))  # a count, not addresses
+            if key == "processes":
+                procs = nvml.nvmlDeviceGetComputeRunningProcesses(handle)
+                return [{"pid": int(p.pid), "used_bytes": _used(p.usedGpuMemory)} for p in procs]
+            return plain(getattr(nvml, q.fn)(handle, *q.args))
+        except nvml.NVMLError as err:
+            raise NvmlCallError(int(err.value), q.fn) from None
+
+    def _fields(self, index: int, handle: Any, wanted: dict[str, int]) -> dict[str, Any]:
+        """One nvmlDeviceGetFieldValues call; each field answers on its own (NOT_SUPPORTED is per field)."""
+        refused = self._unsupported_fields.setdefault(index, set())
+        out: dict[str, Any] = {name: {"error": NOT_SUPPORTED} for name in wanted if name in refused}
+        names = [name for name in wanted if name not in refused]
+        if not names:
+            return out
+        values = self._nvml.nvmlDeviceGetFieldValues(handle, [wanted[n] for n in names])
+        for name, v in zip(names, values, strict=True):
+            if v.nvmlReturn == NOT_SUPPORTED:
+                refused.add(name)
+            out[name] = {"error": int(v.nvmlReturn)} if v.nvmlReturn != 0 else _field_value(v)
+        return out
+
+    def register_xid_events(self) -> list[int]:
+        nvml = self._nvml
+        self._event_set = nvml.nvmlEventSetCreate()
+        accepted = []
+        for i, handle in enumerate(self._handles):
+            try:
+                nvml.nvmlDeviceRegisterEvents(handle, XID_CRITICAL_ERROR, self._event_set)
+                accepted.append(i)
+            except nvml.NVMLError as err:
+                if int(err.value) != NOT_SUPPORTED:
+                    raise NvmlCallError(int(err.value), "nvmlDeviceRegisterEvents") from None
+        return accepted
+
+    def wait_event(self, timeout_ms: int) -> XidEvent | None:
+        nvml = self._nvml
+        try:
+            data = nvml.nvmlEventSetWait_v2(self._event_set, timeout_ms)
+        except nvml.NVMLError as err:
+            if int(err.value) == 10:  # NVML_ERROR_TIMEOUT: no event in this window
+                return None
+            raise NvmlCallError(int(err.value), "nvmlEventSetWait_v2") from None
+        index = self._handle_index.get(_address(data.device), -1)
+        return XidEvent(gpu=index, xid=int(data.eventData), source="nvml", time=time.time())
+
+    def shutdown(self) -> None:
+        if self._nvml is None:
+            return
+        try:
+            if self._event_set is not None:
+                self._nvml.nvmlEventSetFree(self._event_set)
+            self._nvml.nvmlShutdown()
+        except self._nvml.NVMLError:
+            pass
+        self._nvml = None
+
+
+GPU_IS_LOST_OR_GONE = 15  # a GPU index past the handles we opened: it fell off since init
+
+
+def _address(handle: Any) -> int:
+    return ctypes.cast(handle, ctypes.c_void_p).value or 0
+
+
+def _used(value: Any) -> int | None:
+    # NVML reports NVML_VALUE_NOT_AVAILABLE (all ones) when it may not see the memory (no permission).
+    v = int(value) if value is not None else None
+    return None if v is None or v >= 2**63 else v
+
+
+def _field_value(v: Any) -> float | int:
+    member = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
+    return getattr(v.value, member.get(int(v.valueType), "ullVal"))

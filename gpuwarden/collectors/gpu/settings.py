@@ -1,0 +1,65 @@
+"""Settings of the GPU collector (config section `collectors.gpu`; docs/configuration.md lists them)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from gpuwarden.agent.registry import CollectorSettings
+from gpuwarden.health import Action
+
+
+class GpuSettings(CollectorSettings):
+    backend: Literal["nvml", "replay"] = Field(
+        "nvml", description="nvml: the real driver; replay: serve a recording made by `gpuwarden nvml record`"
+    )
+    replay_file: str | None = Field(None, description="the recording to serve when backend is replay")
+    call_timeout: float = Field(
+        2.0,
+        gt=0,
+        description="deadline in seconds for one GPU's NVML calls; past it health says driver_unresponsive",
+    )
+    slow_interval: float = Field(
+        60.0,
+        gt=0,
+        description="seconds between reads of the expensive counters (energy, PCIe throughput, NVLink)",
+    )
+    expected_gpus: int = Field(
+        0, ge=0, description="GPUs this node must have; fewer is UNHEALTHY (0: no check)"
+    )
+    thermal_margin_min_celsius: float = Field(
+        5.0, description="below this many degrees from thermal slowdown a GPU is DEGRADED"
+    )
+    ecc_storm_errors: int = Field(
+        1000, gt=0, description="corrected ECC errors between two cycles that count as an ECC storm"
+    )
+    pcie_replay_burst: int = Field(
+        100, gt=0, description="PCIe replays between two reads (every slow_interval) that make a GPU DEGRADED"
+    )
+    xid_actions: dict[int, Action] = Field(
+        default_factory=dict,
+        description="per-XID action overrides, e.g. {94: none}; defaults follow NVIDIA's catalog",
+    )
+    xid_lookback: float = Field(86400.0, gt=0, description="seconds an XID keeps a GPU's health from HEALTHY")
+    xid_escalate_after: int = Field(
+        3,
+        ge=1,
+        description="the same XID this many times within xid_escalate_window escalates its action one step",
+    )
+    xid_escalate_window: float = Field(
+        86400.0, gt=0, description="window for counting XID repeats, in seconds"
+    )
+    xid_dedup_window: float = Field(
+        10.0,
+        ge=0,
+        description="the same XID from NVML and the kernel log within this many seconds counts once",
+    )
+    nvml_events: bool = Field(True, description="watch NVML XID events on a dedicated thread")
+    kmsg: bool = Field(True, description="read XIDs from the kernel log (/dev/kmsg) too")
+
+    @model_validator(mode="after")
+    def _replay_needs_file(self) -> GpuSettings:
+        if self.backend == "replay" and not self.replay_file:
+            raise ValueError("replay_file is required when backend is replay")
+        return self

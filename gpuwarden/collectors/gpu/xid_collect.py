@@ -1,0 +1,55 @@
+"""One cycle of XID handling: drain both sources, de-duplicate, export counters, judge each GPU.
+
+Runs outside the NVML thread and needs no NVML answer: when the driver hangs, the kernel log still shows
+the XID that explains why (79, 119 and 120 often come with a hang).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gpuwarden.catalog import Families
+from gpuwarden.collectors.gpu.backend import XidEvent
+from gpuwarden.collectors.gpu.kmsg import parse_line, pci_key
+from gpuwarden.health import HealthResult
+
+if TYPE_CHECKING:
+    from gpuwarden.collectors.gpu import GpuCollector
+
+
+def collect_xids(c: GpuCollector, fams: Families, results: list[HealthResult], now: float) -> None:
+    events: list[tuple[XidEvent, str]] = []
+    if c.watcher is not None:
+        fams.add("gpuwarden_gpu_xid_source_up", c.watcher.running, source="nvml")
+        events += [(e, str(e.gpu)) for e in c.watcher.drain()]
+    if c.kmsg is not None:
+        by_pci = {pci_key(pci): i for i, (_, pci) in c.identity.items()}
+        for message in c.kmsg.poll():
+            parsed = parse_line(message)
+            if parsed is None:
+                continue
+            key, xid = parsed
+            index = by_pci.get(key) if key else None
+            gpu = str(index) if index is not None else bus_label(key)
+            events.append((XidEvent(index if index is not None else -1, xid, "kmsg", now), gpu))
+        fams.add("gpuwarden_gpu_xid_source_up", c.kmsg.error is None, source="kmsg")
+    for event, gpu in events:
+        c.xids.add(event, gpu)
+    for (gpu, xid), count in sorted(c.xids.counts.items()):
+        uuid = c.identity[int(gpu)][0] if gpu.isdigit() and int(gpu) in c.identity else ""
+        fams.add("gpuwarden_gpu_xid_errors_total", count, gpu=gpu, uuid=uuid, xid=str(xid))
+        fams.add(
+            "gpuwarden_gpu_xid_last_seen_timestamp_seconds",
+            c.xids.last_seen[(gpu, xid)],
+            gpu=gpu,
+            uuid=uuid,
+            xid=str(xid),
+        )
+    for gpu in sorted({str(i) for i in c.identity} | {gpu for gpu, _ in c.xids.counts}):
+        verdict = c.xids.verdict(gpu, now)
+        results.append(HealthResult(f"gpu{gpu}.xid", verdict.state, verdict.reason, verdict.action))
+
+
+def bus_label(key: tuple[int, int, int] | None) -> str:
+    """The GPU label for an XID whose PCI id NVML does not know (the GPU left before we saw it)."""
+    return f"{key[0]:04x}:{key[1]:02x}:{key[2]:02x}" if key else "unknown"
