@@ -31,7 +31,7 @@ def node_with_doctor(**doctor: Any) -> NodeCollector:
             "doctor": {"export_metrics": True, "model_size": "140GB", **doctor},
         }
     )
-    return NodeCollector(cfg.collectors.node, CollectorContext(paths, logging.getLogger("t"), cfg))
+    return NodeCollector(cfg.collector_settings("node"), CollectorContext(paths, logging.getLogger("t"), cfg))
 
 
 def status_of(metrics: list[Any]) -> dict[str, str]:

@@ -38,7 +38,7 @@ def make_collector(root: Path, **settings: Any) -> NetworkCollector:
     cfg = from_mapping({"collectors": {"network": settings}})
     paths = Paths(procfs=str(root / "proc"), sysfs=str(root / "sys"))
     ctx = CollectorContext(paths=paths, log=logging.getLogger("test"), config=cfg)
-    return NetworkCollector(cfg.collectors.network, ctx, clock=FakeClock())
+    return NetworkCollector(cfg.collector_settings("network"), ctx, clock=FakeClock())
 
 
 def by_component(health: list[HealthResult]) -> dict[str, HealthResult]:

@@ -27,19 +27,21 @@ def listener() -> Iterator[int]:
 
 
 @pytest.fixture
-def closed_port() -> int:
+def closed_port() -> Iterator[int]:
     # Bind without listen: the port is ours, so nothing else can take it, and a connect is refused.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port: int = sock.getsockname()[1]
-    yield port  # type: ignore[misc]
+    yield port
     sock.close()
 
 
 def collector_for(peers: list[dict[str, Any]], tmp_path: Any, **settings: Any) -> NetworkCollector:
     cfg = from_mapping({"collectors": {"network": {"peers": peers, **settings}}})
     paths = Paths(procfs=str(tmp_path), sysfs=str(tmp_path))  # no interfaces: only the peers speak
-    return NetworkCollector(cfg.collectors.network, CollectorContext(paths, logging.getLogger("t"), cfg))
+    return NetworkCollector(
+        cfg.collector_settings("network"), CollectorContext(paths, logging.getLogger("t"), cfg)
+    )
 
 
 def samples(metrics: list[Any], name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -135,3 +137,18 @@ def test_bad_network_settings_name_the_key_path(settings: dict[str, Any], proble
     with pytest.raises(ConfigError) as err:
         from_mapping({"collectors": {"network": settings}})
     assert any(problem in line for line in err.value.problems), err.value.problems
+
+
+def test_a_peer_whose_accept_queue_is_full_times_out_within_probe_timeout() -> None:
+    # A listener that never accepts, with a backlog of 0: once one connection waits in its queue, the
+    # kernel drops further SYNs, the way a hung server or a silent firewall behaves.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        queued = socket.create_connection(("127.0.0.1", port), timeout=1.0)
+        try:
+            outcome = probe_tcp("127.0.0.1", port, timeout=0.2)
+        finally:
+            queued.close()
+    assert outcome == ProbeOutcome("timeout", None)
