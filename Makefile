@@ -38,6 +38,7 @@ test: deps-debian venv lint typecheck
 
 bench: deps-debian venv
 	$(PY) bench/scrape.py
+	$(PY) bench/probe.py
 
 # Re-render the generated, committed files (review their diff like code).
 generate: venv

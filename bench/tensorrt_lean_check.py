@@ -84,7 +84,13 @@ def collector(model_dir: str, **tensorrt: Any) -> Any:
     from gpuwarden.paths import Paths
 
     settings = EngineSettings.model_validate(
-        {"enabled": True, "backend": "tensorrt", "model_dir": model_dir, "kernel_latency": "off", "tensorrt": tensorrt}
+        {
+            "enabled": True,
+            "backend": "tensorrt",
+            "model_dir": model_dir,
+            "kernel_latency": "off",
+            "tensorrt": tensorrt,
+        }
     )
     return EngineCollector(settings, CollectorContext(Paths(), logging.getLogger("check"), AgentConfig()))
 
@@ -103,7 +109,14 @@ def run_case(model_dir: str, tensorrt: dict[str, Any]) -> dict[str, Any]:
 
 def probe_case(name: str, model_dir: str, **tensorrt: Any) -> str:
     """Each case runs in a fresh process: a TensorRT that crashes on a bad plan must not end the check."""
-    argv = [sys.executable, os.path.abspath(__file__), "--case", json.dumps(tensorrt), "--model-dir", model_dir]
+    argv = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--case",
+        json.dumps(tensorrt),
+        "--model-dir",
+        model_dir,
+    ]
     child = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     if child.returncode != 0:
         RECORDED[name] = [f"child exited with {child.returncode}", child.stderr[-500:]]
@@ -114,13 +127,13 @@ def probe_case(name: str, model_dir: str, **tensorrt: Any) -> str:
 
 
 def runtime_creation(model_dir: str) -> str:
-    from gpuwarden.collectors.engine.tensorrt_backend import TensorRTBackend
     from gpuwarden.collectors.engine.settings import TensorRTProbeSettings
+    from gpuwarden.collectors.engine.tensorrt_backend import TensorRTBackend
 
     backend = TensorRTBackend(TensorRTProbeSettings(module="tensorrt_lean"), model_dir)
     backend._start()
     runtime = type(backend._runtime).__name__
-    out = f"{backend.flavour} {backend.version} created {runtime} on device 0 (compute capability {backend._cc})"
+    out = f"{backend.flavour} {backend.version} created {runtime} on device 0 (cc {backend._cc})"
     backend.close()
     return out
 
@@ -196,7 +209,8 @@ def main() -> int:
 
     model_dir = tempfile.mkdtemp(prefix="canary-")
     model.generate(model_dir)
-    onnx_bytes = open(os.path.join(model_dir, "canary.onnx"), "rb").read()
+    with open(os.path.join(model_dir, "canary.onnx"), "rb") as f:
+        onnx_bytes = f.read()
     step("lean runtime creation", lambda: runtime_creation(model_dir))
     write_plan(model_dir, None)
     step("missing plan", lambda: probe_case("missing_plan", model_dir, module="tensorrt_lean"))
@@ -221,8 +235,11 @@ def main() -> int:
     step("onnxruntime backend, CUDA provider", lambda: onnx_case(model_dir, "cuda"))
     step(
         "real TensorRT canary inference",
-        lambda: "skipped: needs a plan, and no TensorRT builder from PyPI runs on compute capability 9.0 "
-        "(full builder: no CUDA 13 wheel; TensorRT-RTX: refuses cc 9.0); the lean runtime only deserializes",
+        lambda: (
+            "skipped: needs a plan, and no TensorRT builder from PyPI runs on compute capability 9.0 "
+            "(full builder: no CUDA 13 wheel; TensorRT-RTX: refuses cc 9.0); "
+            "the lean runtime only deserializes"
+        ),
     )
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
