@@ -127,3 +127,20 @@ def test_bucket_increases_of_several_series_are_summed_by_le() -> None:
         (("le", "+Inf"), ("model", "b")): 6.0,
     }
     assert bucket_increase(inc) == [(0.1, 4.0), (INF, 10.0)]
+
+
+def test_a_series_created_inside_the_window_counts_from_zero_so_the_first_error_is_not_lost() -> None:
+    window = Window(span=60)
+    ok, failed = (("status", "2xx"),), (("status", "5xx"),)
+    window.add(Observation(0, counters={"errors": {}, "requests": {ok: 10.0}}))
+    window.add(Observation(15, counters={"errors": {failed: 1.0}, "requests": {ok: 20.0, failed: 1.0}}))
+    assert window.total_increase("errors") == 1
+    assert window.total_increase("requests") == 11
+
+
+def test_a_series_that_vanishes_keeps_its_last_value_instead_of_dropping_to_zero() -> None:
+    window = Window(span=60)
+    key = (("model", "a"),)
+    for t, series in ((0, {key: 5.0}), (15, {}), (30, {key: 8.0})):
+        window.add(Observation(t, counters={"requests": series}))
+    assert window.total_increase("requests") == 3

@@ -70,10 +70,24 @@ class Window:
         return self._obs[-1].t - self._obs[0].t if len(self._obs) > 1 else 0.0
 
     def _per_series(self, signal: str) -> dict[LabelKey, list[float]]:
+        """Values per series; a series missing from the scrapes before its first sample counts as 0.
+
+        Clients create a labelled counter on its first increment (the instrumentator's status="5xx" on
+        the first server error), so the series appears already at 1: taking that first sample as the
+        baseline, as Prometheus does, would lose exactly the first error.
+        """
+        observed = [obs.counters[signal] for obs in self._obs if signal in obs.counters]
+        keys = {key for series in observed for key in series}
         per: dict[LabelKey, list[float]] = {}
-        for obs in self._obs:
-            for key, value in obs.counters.get(signal, {}).items():
-                per.setdefault(key, []).append(value)
+        for key in keys:
+            values: list[float] = []
+            for series in observed:
+                value = series.get(key)
+                if value is not None:
+                    values.append(value)
+                elif not values:
+                    values.append(0.0)  # not created yet; a series that vanished later keeps its last value
+            per[key] = values
         return per
 
     def increase(self, signal: str) -> Series | None:
