@@ -45,11 +45,13 @@ class TensorRTProbeSettings(StrictModel):
     plan_file: str = Field("canary.plan", description="serialized TensorRT engine (plan) inside model_dir")
     build_from_onnx: str | None = Field(
         None,
-        description="ONNX file inside model_dir to build the plan from when the plan is missing and the full "
-        "TensorRT builder is installed; the built plan is cached in cache_dir",
+        description="build the plan from this ONNX file inside model_dir instead of reading plan_file (needs "
+        "the full TensorRT builder); the built plan is cached in cache_dir",
     )
     cache_dir: str = Field("/var/cache/gpuwarden/engine", description="where built plans are cached")
-    device: int = Field(0, ge=0, description="CUDA device index the canary runs on")
+    device: int = Field(
+        0, ge=0, description="CUDA device index the canary and the kernel launch timing run on"
+    )
 
 
 class EngineSettings(CollectorSettings):
@@ -65,7 +67,9 @@ class EngineSettings(CollectorSettings):
         description="directory with canary.json and SHA256SUMS, and the model or plan of in-process backends",
     )
     verify_checksums: bool = Field(True, description="check model files against SHA256SUMS before loading")
-    probe_timeout: float = Field(5.0, gt=0, description="seconds one canary request may take (http backend)")
+    probe_timeout: float = Field(
+        5.0, gt=0, description="seconds one HTTP call of the probe may take (canary request, readiness check)"
+    )
     failure_threshold: int = Field(
         3, ge=1, description="consecutive failed probes before health turns UNHEALTHY (DEGRADED before)"
     )
