@@ -199,7 +199,7 @@ def main() -> int:
     c = collector()
     list(c.collect())  # init NVML once and read the slow counters, as the agent's first cycle does
     got = samples(list(c.collect()))
-    count = int(next(v for (n, _), v in got.items() if n == "gpuwarden_gpu_count"))
+    count = int(next(v for (n, _), v in got.items() if n == "gpuwarden_gpu_devices"))
     driver = c.driver_version
     print(
         f"# gpuwarden bench/gpu.py — {count} GPU(s), driver {driver},"

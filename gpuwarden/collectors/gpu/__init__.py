@@ -141,12 +141,12 @@ class GpuCollector:
             self._last_slow = time.monotonic()
         count = len(snaps)
         fams.add("gpuwarden_gpu_nvml_up", 1)
-        fams.add("gpuwarden_gpu_count", count)
+        fams.add("gpuwarden_gpu_devices", count)
         results.append(
             HealthResult("gpu.driver", State.HEALTHY, f"NVML answers (driver {self.driver_version})")
         )
         if s.expected_gpus:
-            fams.add("gpuwarden_gpu_expected_count", s.expected_gpus)
+            fams.add("gpuwarden_gpu_devices_expected", s.expected_gpus)
             if count < s.expected_gpus:
                 results.append(
                     HealthResult(

@@ -57,7 +57,7 @@ def error_name(code: int) -> str:
 class XidEvent:
     gpu: int
     xid: int
-    source: str  # "nvml" or "kmsg"
+    source: str  # "nvml", "kmsg" (an Xid line) or "kmsg-text" (a bare "fallen off the bus" line)
     time: float  # Unix time the event happened (or was received, for NVML events)
 
 

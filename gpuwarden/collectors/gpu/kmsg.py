@@ -26,16 +26,19 @@ def pci_key(bus_id: str) -> tuple[int, int, int] | None:
     return (int(m.group(1), 16), int(m.group(2), 16), int(m.group(3), 16)) if m else None
 
 
-def parse_line(message: str) -> tuple[tuple[int, int, int] | None, int] | None:
-    """A kernel log message → (PCI key, XID), or None when it is not about an XID."""
+def parse_line(message: str) -> tuple[tuple[int, int, int] | None, int, str] | None:
+    """A kernel log message → (PCI key, XID, form), or None when it is not about an XID.
+
+    `form` is "xid" for an `Xid (...): N,` line and "text" for the bare "fallen off the bus" line: the
+    driver often logs both for one event, so they count as two sources of one error (see XidLedger.add)."""
     m = XID_LINE.search(message)
     if m:
-        return pci_key(m.group(1)), int(m.group(2))
+        return pci_key(m.group(1)), int(m.group(2)), "xid"
     m = OFF_BUS.search(message)
     if m:
-        return pci_key(m.group(1)), 79
+        return pci_key(m.group(1)), 79, "text"
     if "NVRM:" in message and "fallen off the bus" in message:
-        return None, 79
+        return None, 79, "text"
     return None
 
 

@@ -49,9 +49,11 @@ CATALOG = (
     MetricSpec(
         "gpuwarden_gpu_nvml_up", "gauge", "1 when NVML is initialised and answered within its deadline."
     ),
-    MetricSpec("gpuwarden_gpu_count", "gauge", "GPUs NVML sees."),
+    MetricSpec("gpuwarden_gpu_devices", "gauge", "GPUs NVML sees."),
     MetricSpec(
-        "gpuwarden_gpu_expected_count", "gauge", "GPUs this node should have (collectors.gpu.expected_gpus)."
+        "gpuwarden_gpu_devices_expected",
+        "gauge",
+        "GPUs this node should have (collectors.gpu.expected_gpus).",
     ),
     MetricSpec(
         "gpuwarden_gpu_xid_source_up",
@@ -141,9 +143,10 @@ def ok(snap: dict[str, Any], key: str) -> Any:
 def _putter(fams: Families, gpu: str, uuid: str) -> Any:
     lbl = {"gpu": gpu, "uuid": uuid}
 
-    def put(name: str, value: Any, scale: float = 1.0, **extra: str) -> None:
+    def put(name: str, value: Any, scale: float = 1.0, per: float = 1.0, **extra: str) -> None:
+        # Dividing by `per` (100, 1000, 1e9) keeps 95% exactly 0.95; multiplying by 0.01 would not.
         if value is not None:
-            fams.add(f"gpuwarden_gpu_{name}", float(value) * scale, **lbl, **extra)
+            fams.add(f"gpuwarden_gpu_{name}", float(value) * scale / per, **lbl, **extra)
 
     return put
 
@@ -152,15 +155,15 @@ def add_fast(fams: Families, gpu: str, uuid: str, snap: dict[str, Any], units: d
     """Every-cycle samples for one GPU that answered; `units` is process memory by systemd unit."""
     put = _putter(fams, gpu, uuid)
     util = ok(snap, "utilization") or {}
-    put("utilization_ratio", util.get("gpu"), 0.01)
-    put("memory_utilization_ratio", util.get("memory"), 0.01)
+    put("utilization_ratio", util.get("gpu"), per=100)
+    put("memory_utilization_ratio", util.get("memory"), per=100)
     mem = ok(snap, "memory") or {}
     for part in ("total", "used", "free", "reserved"):
         put(f"memory_{part}_bytes", mem.get(part))
     put("temperature_celsius", ok(snap, "temperature"))
     hbm = (ok(snap, "fields") or {}).get("memory_temperature")
     put("memory_temperature_celsius", hbm if isinstance(hbm, int | float) and hbm else None)  # 0: no sensor
-    put("power_watts", ok(snap, "power_usage_mw"), 1e-3)
+    put("power_watts", ok(snap, "power_usage_mw"), per=1000)
     for clock in ("graphics", "sm", "memory"):
         put("clock_hertz", ok(snap, f"clock_{clock}_mhz"), 1e6, clock=clock)
     reasons = ok(snap, "clock_event_reasons")
@@ -203,12 +206,12 @@ def add_slow(fams: Families, gpu: str, uuid: str, snap: dict[str, Any], driver: 
     for threshold in ("shutdown", "slowdown", "gpu_max", "memory_max"):
         put("temperature_threshold_celsius", ok(snap, f"temperature_{threshold}"), threshold=threshold)
     put("thermal_margin_celsius", ok(snap, "thermal_margin"))
-    put("power_limit_watts", ok(snap, "power_limit_mw"), 1e-3)
-    put("energy_joules_total", ok(snap, "energy_mj"), 1e-3)
+    put("power_limit_watts", ok(snap, "power_limit_mw"), per=1000)
+    put("energy_joules_total", ok(snap, "energy_mj"), per=1000)
     for clock in ("graphics", "sm", "memory"):
         put("clock_max_hertz", ok(snap, f"clock_max_{clock}_mhz"), 1e6, clock=clock)
     for reason, key in CLOCK_EVENT_FIELDS.items():
-        put("clock_event_seconds_total", fields.get(key), 1e-9, reason=reason)
+        put("clock_event_seconds_total", fields.get(key), per=1e9, reason=reason)
     ecc_mode = ok(snap, "ecc_mode")
     if ecc_mode is not None:
         put("ecc_enabled", bool(ecc_mode[0]))

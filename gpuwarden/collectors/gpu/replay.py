@@ -1,12 +1,13 @@
 """The replay backend: a double of NVML that serves a recording made on a real node (record.py).
 
-Faults are scripted in the same file, under `script`, derived from a real recording:
-- `script.devices[i][key]`: `{"sequence": [v1, v2, ...]}` answers v1, then v2, ... (the last repeats):
-  an ECC storm is a corrected-error counter that climbs; `{"error": 15}` answers GPU_IS_LOST;
-  `{"hang": true}` never returns (until shutdown), like a driver stuck in D state.
-- `script.device_count`: a different count than recorded (a GPU that fell off the bus).
-- `script.init_error`: a reason string; init raises NvmlUnavailable (no driver).
-- `script.xid_events`: `[{"gpu": 0, "xid": 79}]`, delivered once by `wait_event`.
+Faults are scripted in the same file, under `script`, on top of a real recording (see
+tests/fixtures/nvml/derive_faults.py). An answer is `{"value": v}`, `{"error": code}` or `{"hang": true}`
+(never returns until shutdown, like a driver stuck in D state).
+- `script.devices[i][key]`: an answer, or `{"sequence": [answer, ...]}`: one per call, the last repeats.
+  An ECC storm is a corrected-error counter that climbs; a lost GPU answers `{"error": 15}`.
+- `script.device_count`: a number or `{"sequence": [...]}` (a GPU that fell off the bus).
+- `script.init_error`: a reason; init raises NvmlUnavailable (no driver).
+- `script.xid_events`: `[{"gpu": 0, "xid": 79}]`, delivered once each by `wait_event`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from gpuwarden.collectors.gpu.backend import NvmlCallError, NvmlUnavailable, XidEvent
+from gpuwarden.collectors.gpu.backend import GPU_IS_LOST, NvmlCallError, NvmlUnavailable, XidEvent
 from gpuwarden.collectors.gpu.queries import BY_KEY
 from gpuwarden.collectors.gpu.record import FORMAT
 
@@ -29,11 +30,9 @@ class ReplayBackend:
         self.recording = recording
         script = recording.get("script") or {}
         self._script_devices: list[dict[str, Any]] = script.get("devices") or []
-        self._count = int(script.get("device_count", recording["device_count"]))
+        self._count_script: Any = script.get("device_count", recording["device_count"])
         self._init_error: str | None = script.get("init_error")
-        self._events = [
-            XidEvent(int(e["gpu"]), int(e["xid"]), "nvml", 0.0) for e in script.get("xid_events", [])
-        ]
+        self._events = [(int(e["gpu"]), int(e["xid"])) for e in script.get("xid_events", [])]
         self._steps: dict[tuple[int, str], int] = {}
         self._stopped = threading.Event()
         self._lock = threading.Lock()
@@ -49,39 +48,40 @@ class ReplayBackend:
         return dict(self.recording["system"])
 
     def device_count(self) -> int:
-        return self._count
+        return int(self._step(-1, "device_count", self._count_script))
 
     def query(self, index: int, key: str) -> Any:
         fn = BY_KEY[key].fn
         devices = self.recording["devices"]
         if index >= len(devices):
-            raise NvmlCallError(15, fn)
+            raise NvmlCallError(GPU_IS_LOST, fn)
         scripted = self._script_devices[index].get(key) if index < len(self._script_devices) else None
-        answer = self._scripted(index, key, scripted) if scripted is not None else devices[index][key]
+        answer = self._step(index, key, scripted) if scripted is not None else devices[index][key]
+        if answer.get("hang"):
+            self._stopped.wait()  # a driver in D state: returns only when the agent shuts down
+            raise NvmlCallError(999, fn)
         if "error" in answer:
             raise NvmlCallError(int(answer["error"]), fn)
         return copy.deepcopy(answer["value"])
 
-    def _scripted(self, index: int, key: str, scripted: dict[str, Any]) -> dict[str, Any]:
-        if scripted.get("hang"):
-            self._stopped.wait()  # a driver in D state: returns only when the agent shuts down
-            raise NvmlCallError(999, BY_KEY[key].fn)
-        if "sequence" in scripted:
-            with self._lock:
-                step = self._steps.get((index, key), 0)
-                self._steps[(index, key)] = step + 1
-            seq = scripted["sequence"]
-            return {"value": seq[min(step, len(seq) - 1)]}
-        return dict(scripted)
+    def _step(self, index: int, key: str, scripted: Any) -> Any:
+        """The scripted answer for this call: the next of a sequence (the last repeats), or a fixed one."""
+        if not isinstance(scripted, dict) or "sequence" not in scripted:
+            return scripted
+        with self._lock:
+            step = self._steps.get((index, key), 0)
+            self._steps[(index, key)] = step + 1
+        seq = scripted["sequence"]
+        return seq[min(step, len(seq) - 1)]
 
     def register_xid_events(self) -> list[int]:
-        return list(range(self._count))
+        return list(range(int(self.recording["device_count"])))
 
     def wait_event(self, timeout_ms: int) -> XidEvent | None:
         with self._lock:
             if self._events:
-                event = self._events.pop(0)
-                return XidEvent(event.gpu, event.xid, "nvml", time.time())
+                gpu, xid = self._events.pop(0)
+                return XidEvent(gpu, xid, "nvml", time.time())
         self._stopped.wait(timeout_ms / 1000)
         return None
 

@@ -28,10 +28,11 @@ def collect_xids(c: GpuCollector, fams: Families, results: list[HealthResult], n
             parsed = parse_line(message)
             if parsed is None:
                 continue
-            key, xid = parsed
+            key, xid, form = parsed
             index = by_pci.get(key) if key else None
             gpu = str(index) if index is not None else bus_label(key)
-            events.append((XidEvent(index if index is not None else -1, xid, "kmsg", now), gpu))
+            source = "kmsg" if form == "xid" else "kmsg-text"
+            events.append((XidEvent(index if index is not None else -1, xid, source, now), gpu))
         fams.add("gpuwarden_gpu_xid_source_up", c.kmsg.error is None, source="kmsg")
     for event, gpu in events:
         c.xids.add(event, gpu)

@@ -1,0 +1,158 @@
+"""XIDs: kernel-log parsing (table), de-duplication across sources, catalog actions and escalation."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gpuwarden.collectors.gpu.backend import XidEvent
+from gpuwarden.collectors.gpu.kmsg import KmsgReader, parse_line, pci_key, record_message
+from gpuwarden.collectors.gpu.xid import CATALOG, XidLedger
+from gpuwarden.health import Action, State
+
+H200 = (0, 0, 6)  # PCI 00000000:00:06.0, the recorded H200
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            "NVRM: Xid (PCI:0000:00:06): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.",
+            (H200, 79, "xid"),
+        ),
+        (
+            "NVRM: Xid (PCI:0000:3b:00): 119, pid=473, name=python3, Timeout after 6s of waiting for RPC",
+            ((0, 0x3B, 0), 119, "xid"),
+        ),
+        ("NVRM: Xid (0000:86:00): 13, Graphics Exception: ESR 0x504648=0x2", ((0, 0x86, 0), 13, "xid")),
+        ("NVRM: GPU 0000:00:06.0: GPU has fallen off the bus.", (H200, 79, "text")),
+        ("NVRM: GPU at PCI:0000:18:00: GPU-8f6b has fallen off the bus.", ((0, 0x18, 0), 79, "text")),
+        ("NVRM: The GPU has fallen off the bus or has otherwise become inaccessible.", (None, 79, "text")),
+        ("NVRM: loading NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release Build", None),
+        ("usb 1-1: new high-speed USB device number 2 using xhci_hcd", None),
+        ("Xid 79 mentioned by someone who is not the driver", None),
+    ],
+)
+def test_kernel_log_lines_parse_to_pci_id_xid_and_form(message: str, expected: object) -> None:
+    assert parse_line(message) == expected
+
+
+def test_nvml_and_kernel_pci_ids_normalise_to_the_same_key() -> None:
+    assert pci_key("00000000:00:06.0") == pci_key("PCI:0000:00:06") == H200
+    assert pci_key("not a bus id") is None
+
+
+def test_a_kmsg_record_yields_its_message_without_the_header() -> None:
+    assert (
+        record_message("4,1005,7200123,-;NVRM: Xid (PCI:0000:00:06): 119, x")
+        == "NVRM: Xid (PCI:0000:00:06): 119, x"
+    )
+
+
+@given(st.text())
+def test_no_text_makes_the_parser_raise(text: str) -> None:
+    result = parse_line(text)
+    assert result is None or result[1] >= 0
+
+
+def test_the_reader_returns_only_new_records_on_each_poll(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    kmsg = tmp_path / "kmsg"
+    kmsg.write_text("6,1,1,-;first\n6,2,2,-;sec")
+    reader = KmsgReader(str(kmsg))
+    assert reader.poll() == ["first"]
+    with kmsg.open("a") as f:
+        f.write("ond\n6,3,3,-;third\n")
+    assert reader.poll() == ["second", "third"]
+    assert reader.poll() == []
+    reader.close()
+
+
+def test_an_unreadable_kernel_log_is_reported_not_raised(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    reader = KmsgReader(str(tmp_path / "absent"))
+    assert reader.poll() == []
+    assert reader.error is not None and "cannot open" in reader.error
+
+
+def event(xid: int, source: str, t: float) -> XidEvent:
+    return XidEvent(0, xid, source, t)
+
+
+def test_the_same_xid_from_nvml_and_the_kernel_log_counts_once() -> None:
+    ledger = XidLedger(dedup_window=10)
+    assert ledger.add(event(79, "nvml", 1000.0), "0")
+    assert not ledger.add(event(79, "kmsg", 1003.0), "0")
+    assert not ledger.add(event(79, "kmsg-text", 1003.5), "0")
+    assert ledger.counts[("0", 79)] == 1
+
+
+def test_repeats_from_one_source_and_late_echoes_are_separate_errors() -> None:
+    ledger = XidLedger(dedup_window=10)
+    assert ledger.add(event(13, "kmsg", 1000.0), "0")
+    assert ledger.add(event(13, "kmsg", 1001.0), "0")  # the driver logged it twice: two errors
+    assert ledger.add(event(13, "nvml", 1030.0), "0")  # outside the window: a new error
+    assert ledger.counts[("0", 13)] == 3
+    assert ledger.last_seen[("0", 13)] == 1030.0
+
+
+@pytest.mark.parametrize(
+    ("xid", "state", "action"),
+    [
+        (79, State.UNHEALTHY, Action.REBOOT_NODE),
+        (48, State.UNHEALTHY, Action.RESET_GPU),
+        (119, State.UNHEALTHY, Action.RESET_GPU),
+        (13, State.DEGRADED, Action.RESTART_WORKER),
+        (94, State.DEGRADED, Action.RESTART_WORKER),
+        (43, State.HEALTHY, Action.NONE),
+        (63, State.HEALTHY, Action.NONE),
+        (74, State.UNHEALTHY, Action.INSPECT_HARDWARE),
+        (999, State.UNHEALTHY, Action.INSPECT_HARDWARE),  # not in the catalog: a person looks
+    ],
+)
+def test_each_xid_gets_the_action_of_nvidias_catalog(xid: int, state: State, action: Action) -> None:
+    ledger = XidLedger()
+    ledger.add(event(xid, "nvml", 1000.0), "0")
+    verdict = ledger.verdict("0", 1001.0)
+    assert (verdict.state, verdict.action) == (state, action)
+
+
+def test_a_per_xid_override_replaces_the_catalog_action() -> None:
+    ledger = XidLedger(overrides={79: Action.INSPECT_HARDWARE, 13: Action.NONE})
+    ledger.add(event(13, "nvml", 1000.0), "0")
+    assert ledger.verdict("0", 1001.0).state is State.HEALTHY
+    ledger.add(event(79, "nvml", 1000.0), "0")
+    assert ledger.verdict("0", 1001.0).action is Action.INSPECT_HARDWARE
+
+
+def test_repeats_escalate_one_step_and_ignored_xids_never_do() -> None:
+    ledger = XidLedger(escalate_after=3, escalate_window=3600)
+    for t in (1000.0, 1100.0):
+        ledger.add(event(48, "nvml", t), "0")
+    assert ledger.verdict("0", 1200.0).action is Action.RESET_GPU
+    ledger.add(event(48, "nvml", 1200.0), "0")
+    escalated = ledger.verdict("0", 1201.0)
+    assert escalated.action is Action.REBOOT_NODE and "seen 3 times: escalated" in escalated.reason
+    quiet = XidLedger(escalate_after=1)
+    quiet.add(event(43, "nvml", 1000.0), "0")
+    assert quiet.verdict("0", 1001.0).action is Action.NONE
+
+
+def test_an_xid_older_than_the_lookback_no_longer_counts_against_health() -> None:
+    ledger = XidLedger(lookback=600)
+    ledger.add(event(79, "nvml", 1000.0), "0")
+    assert ledger.verdict("0", 1599.0).state is State.UNHEALTHY
+    assert ledger.verdict("0", 1601.0).state is State.HEALTHY
+    assert ledger.counts[("0", 79)] == 1  # the counter never goes down
+
+
+def test_the_worst_xid_on_a_gpu_decides_and_other_gpus_are_untouched() -> None:
+    ledger = XidLedger()
+    ledger.add(event(13, "nvml", 1000.0), "0")
+    ledger.add(event(79, "nvml", 1000.0), "0")
+    assert ledger.verdict("0", 1001.0).action is Action.REBOOT_NODE
+    assert ledger.verdict("1", 1001.0).state is State.HEALTHY
+
+
+def test_the_catalog_covers_the_xids_nvml_events_are_known_to_miss() -> None:
+    # DCGM#162 (79, 119, 120) and DCGM#235 (62): the kernel-log path exists for these.
+    assert {62, 79, 119, 120} <= set(CATALOG)
