@@ -94,8 +94,10 @@ class EngineSettings(CollectorSettings):
 
     @model_validator(mode="after")
     def _timeouts(self) -> EngineSettings:
-        if self.probe_timeout >= self.timeout:
+        # A probe makes up to two HTTP calls (readiness, then the canary), each bounded by probe_timeout.
+        if 2 * self.probe_timeout >= self.timeout:
             raise ValueError(
-                "probe_timeout must be shorter than timeout, or the runner kills the probe first"
+                "probe_timeout must be less than half of timeout (a probe makes two calls), "
+                "or the runner kills the probe first"
             )
         return self
