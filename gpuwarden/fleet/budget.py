@@ -1,12 +1,9 @@
 """The fleet budget: at most N nodes (or P% of the registered agents) run a disruptive remediation at once.
 
-Built on kazoo's Semaphore recipe (a lock serialises the lease count; leases are ephemeral znodes, so a
-crashed or partitioned agent's lease goes with its session). The subclass only makes the limit follow the
-registered fleet for `max_percent`, computed under the recipe's own lock, and replaces kazoo's integer
-`max_leases` consistency check with a check of the whole policy string.
-
-Fail closed: when ZooKeeper cannot be reached (not CONNECTED, or the session breaks while waiting) the
+Fail closed: when ZooKeeper cannot be reached (not CONNECTED, or the connection drops while waiting) the
 request is denied with a reason, unless the playbook is listed in `fleet.budget.fail_open_playbooks`.
+The kazoo recipe runs in a worker thread and the caller waits on a deadline, because some kazoo calls
+queue until the connection returns: a partition must cost at most `acquire_timeout`, never a hang.
 """
 
 from __future__ import annotations
@@ -15,54 +12,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from kazoo.exceptions import CancelledError, KazooException, LockTimeout, NoNodeError
+from kazoo.exceptions import CancelledError, KazooException, LockTimeout
 from kazoo.handlers.threading import KazooTimeoutError
-from kazoo.recipe.lock import Semaphore
 
 from gpuwarden.fleet.client import FleetClient, log
+from gpuwarden.fleet.semaphore import FleetSemaphore, PolicyMismatch
 from gpuwarden.fleet.settings import BudgetSettings
 
 
 class BudgetDenied(Exception):
     """No lease: the message is the reason an operator reads in the audit log."""
-
-
-def effective_limit(budget: BudgetSettings, registered: int) -> int:
-    """min(max_concurrent, floor(max_percent% of registered)), and never below 1 so a fleet can heal."""
-    limit = budget.max_concurrent
-    if budget.max_percent is not None:
-        limit = min(limit, max(1, int(registered * budget.max_percent / 100)))
-    return limit
-
-
-class FleetSemaphore(Semaphore):
-    def __init__(self, fleet: FleetClient, budget: BudgetSettings, identifier: str) -> None:
-        super().__init__(fleet.zk, fleet.budget_path, identifier, max_leases=budget.max_concurrent)
-        self.fleet = fleet
-        self.budget = budget
-
-    def _ensure_path(self) -> None:
-        zk = self.client
-        zk.ensure_path(self.path)
-        data, _ = zk.get(self.path)
-        policy = self.budget.policy().encode()
-        if not data or data.isdigit():  # new, or written by a plain kazoo Semaphore
-            zk.set(self.path, policy)
-        elif data != policy:
-            raise BudgetDenied(
-                f"fleet budget policy mismatch: ZooKeeper has {data.decode()!r}, ours is {policy.decode()!r}"
-            )
-        self.assured_path = True
-
-    def _get_lease(self, data: bytes | None = None) -> bool:
-        # Called with the recipe's lock held, so the limit and the lease count are read consistently.
-        if self.budget.max_percent is not None:
-            try:
-                registered = len(self.client.get_children(self.fleet.agents_path))
-            except NoNodeError:
-                registered = 0
-            self.max_leases = effective_limit(self.budget, registered)
-        return bool(super()._get_lease(data))
 
 
 @dataclass
@@ -83,11 +42,7 @@ class Lease:
         if self._released or self.holder is None:
             return
         self._released = True
-        try:
-            self.holder.release()
-        except (KazooException, KazooTimeoutError) as err:
-            # The lease node is ephemeral: it disappears with the session if the delete cannot be sent.
-            log.warning("fleet: releasing the %s lease failed: %s", self.playbook, err)
+        self.holder.release_nowait(wait=2.0)
 
     def __enter__(self) -> Lease:
         return self
@@ -96,51 +51,88 @@ class Lease:
         self.release()
 
 
+@dataclass
+class _Attempt:
+    """One acquisition running in a worker thread; `abandoned` once the caller stopped waiting."""
+
+    semaphore: FleetSemaphore
+    done: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    granted: bool = False
+    error: BaseException | None = None
+    abandoned: bool = False
+
+    def run(self, timeout: float) -> None:
+        try:
+            self.granted = bool(self.semaphore.acquire(blocking=True, timeout=timeout))
+        except BaseException as err:  # noqa: BLE001 - handed to the waiting caller
+            self.error = err
+        with self.lock:
+            if self.abandoned and self.granted:
+                self.semaphore.release_nowait()  # the caller gave up: do not keep a slot nobody uses
+            self.done.set()
+
+
 class FleetBudget:
     def __init__(self, fleet: FleetClient, budget: BudgetSettings) -> None:
         self.fleet = fleet
         self.budget = budget
-        self._lock = threading.Lock()
 
     def acquire(self, playbook: str, timeout: float | None = None) -> Lease:
-        """A lease for `playbook`, or BudgetDenied saying why (busy, timed out, ZooKeeper unreachable)."""
+        """A lease for `playbook`, or BudgetDenied saying why (busy, policy, ZooKeeper unreachable)."""
         timeout = self.budget.acquire_timeout if timeout is None else timeout
         started = time.monotonic()
         if not self.fleet.connected:
             return self._unreachable(playbook, f"ZooKeeper session is {self.fleet.state}", started)
-        semaphore = FleetSemaphore(self.fleet, self.budget, f"{self.fleet.node}:{playbook}")
+        attempt = _Attempt(FleetSemaphore(self.fleet, self.budget, f"{self.fleet.node}:{playbook}"))
+        dropped = threading.Event()
 
-        def on_state(state: str) -> None:
-            # Stop waiting as soon as the connection drops: a lease we cannot hold is worth nothing.
+        def on_state(state: str) -> None:  # kazoo's connection thread: flag only
             if state != "CONNECTED":
-                semaphore.cancel()
+                dropped.set()
+                attempt.semaphore.cancel()
 
         self.fleet.add_listener(on_state)
+        threading.Thread(target=attempt.run, args=(timeout,), name="fleet-budget", daemon=True).start()
+        deadline = started + timeout + 1.0  # the recipe enforces `timeout`; this second is our backstop
         try:
-            granted = semaphore.acquire(blocking=True, timeout=timeout)
-        except (LockTimeout, CancelledError):
+            while not attempt.done.wait(0.05) and not dropped.is_set() and time.monotonic() < deadline:
+                pass
+        finally:
+            self.fleet.zk.remove_listener(on_state)
+        with attempt.lock:
+            if not attempt.done.is_set():
+                attempt.abandoned = True
+                attempt.semaphore.cancel()
+                why = "connection dropped while waiting" if dropped.is_set() else "no answer from ZooKeeper"
+                return self._unreachable(playbook, why, started)
+        return self._outcome(playbook, attempt, timeout, started)
+
+    def _outcome(self, playbook: str, attempt: _Attempt, timeout: float, started: float) -> Lease:
+        err = attempt.error
+        if isinstance(err, PolicyMismatch):
+            raise BudgetDenied(f"{playbook}: {err}") from None
+        if isinstance(err, LockTimeout | CancelledError) or (err is None and not attempt.granted):
             if not self.fleet.connected:
                 return self._unreachable(
                     playbook, f"session became {self.fleet.state} while waiting", started
                 )
             raise BudgetDenied(
                 f"{playbook}: fleet budget busy: no lease within {timeout:g}s ({self._holders_text()})"
-            ) from None
-        except (KazooException, KazooTimeoutError) as err:
-            return self._unreachable(playbook, f"{type(err).__name__} while waiting", started)
-        finally:
-            self.fleet.zk.remove_listener(on_state)
-        waited = time.monotonic() - started
-        if not granted:
-            raise BudgetDenied(f"{playbook}: fleet budget busy after {waited:.1f}s")
+            )
+        if err is not None:
+            if isinstance(err, KazooException | KazooTimeoutError):
+                return self._unreachable(playbook, f"{type(err).__name__} while waiting", started)
+            raise err
         if not self.fleet.connected:
-            # The session broke right after the grant: the lease may already be gone with it.
-            semaphore.is_acquired = False
-            return self._unreachable(playbook, "session lost right after the grant", started)
-        return Lease(playbook, semaphore, "granted", waited)
+            attempt.semaphore.release_nowait()  # granted, then the connection broke: do not trust it
+            return self._unreachable(playbook, "connection dropped right after the grant", started)
+        return Lease(playbook, attempt.semaphore, "granted", time.monotonic() - started)
 
     def holders(self) -> list[str]:
         """Who holds a lease now (node:playbook), for `fleet ls` and denial messages."""
+        if not self.fleet.connected:
+            return []
         try:
             return sorted(FleetSemaphore(self.fleet, self.budget, "").lease_holders())
         except (KazooException, KazooTimeoutError):

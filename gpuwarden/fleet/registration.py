@@ -61,6 +61,7 @@ class Registration:
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._needs_register = threading.Event()
+        self._dirty = threading.Event()  # an update could not be sent
         self.registrations = 0  # how many times the node was (re-)created; tests and the log read it
 
     def start(self) -> Registration:
@@ -69,19 +70,33 @@ class Registration:
         return self
 
     def update(self, info: Mapping[str, Any]) -> None:
-        """Publish a new health summary; if ZooKeeper is away the next (re-)registration carries it."""
+        """Publish a new health summary without blocking; while disconnected it is sent on reconnect."""
         with self._lock:
             self._info = dict(info)
+        self._publish()
+
+    def _publish(self) -> None:
+        if not self.fleet.connected:
+            self._dirty.set()
+            return
+        self.fleet.zk.set_async(self.path, self._payload()).rawlink(self._published)
+
+    def _published(self, result: Any) -> None:
+        # kazoo's callback thread: record and hand off, never block.
         try:
-            self.fleet.zk.set(self.path, self._payload())
-        except (KazooException, KazooTimeoutError) as err:
+            result.get_nowait()
+        except NoNodeError:
+            self._needs_register.set()
+            self.fleet.zk.handler.spawn(self._register_until_done)
+        except Exception as err:  # noqa: BLE001 - any failure means: publish again on reconnect
+            self._dirty.set()
             log.warning("fleet: cannot update registration %s: %s", self.path, err)
 
     def stop(self) -> None:
         self._stopped.set()
         self.fleet.zk.remove_listener(self._on_state)
-        with contextlib.suppress(KazooException, KazooTimeoutError):  # ephemeral: it goes with the session
-            self.fleet.zk.delete(self.path)
+        if self.fleet.connected:  # otherwise the ephemeral node goes with the session
+            self.fleet.zk.delete_async(self.path)
 
     def _payload(self) -> bytes:
         with self._lock:
@@ -92,8 +107,12 @@ class Registration:
         # Runs on kazoo's connection thread: flag and hand off, never block here.
         if state == KazooState.LOST:
             self._needs_register.set()
-        elif state == KazooState.CONNECTED and self._needs_register.is_set() and not self._stopped.is_set():
-            self.fleet.zk.handler.spawn(self._register_until_done)
+        elif state == KazooState.CONNECTED and not self._stopped.is_set():
+            if self._needs_register.is_set():
+                self.fleet.zk.handler.spawn(self._register_until_done)
+            elif self._dirty.is_set():
+                self._dirty.clear()
+                self.fleet.zk.handler.spawn(self._publish)
 
     def _register_until_done(self) -> None:
         delay = 0.1
@@ -101,6 +120,7 @@ class Registration:
             try:
                 self._register()
                 self._needs_register.clear()
+                self._dirty.clear()
                 return
             except (KazooException, KazooTimeoutError) as err:
                 log.warning("fleet: registering %s failed (%s); retrying", self.path, err)

@@ -169,8 +169,12 @@ class Ensemble:
                     tail = (m.workdir / "server.log").read_text(errors="replace")[-2000:]
                     raise RuntimeError(f"ZooKeeper server {m.myid} exited:\n{tail}")
             leader = self.leader()
-            if leader is not None:
+            running = [m for m in self.members if m.proc is not None]
+            # A follower counts as synced on the leader before it serves clients itself: wait for both.
+            if leader is not None and all(m.mode() in ("leader", "follower") for m in running):
                 mntr = four_letter(leader.client_port, "mntr")
+                if "not in the whitelist" in mntr and len(self.followers()) >= wanted:
+                    return leader  # a restricted whitelist: trust the followers' srvr Mode instead
                 for line in mntr.splitlines():
                     key, _, value = line.partition("\t")
                     if key == "zk_synced_followers" and int(value) >= wanted:
