@@ -23,8 +23,12 @@ class NodeSettings(CollectorSettings):
     disk_paths: list[str] = Field(default_factory=lambda: ["/"], description="mount points to watch")
     # Below this share of MemAvailable the node is DEGRADED: the page cache is gone and the OOM killer is
     # next, which for an inference worker means a lost process and a cold model reload.
-    memory_available_min_ratio: float = Field(0.05, ge=0, le=1)
-    disk_free_min_ratio: float = Field(0.10, ge=0, le=1)
+    memory_available_min_ratio: float = Field(
+        0.05, ge=0, le=1, description="MemAvailable/MemTotal below which node.memory is DEGRADED"
+    )
+    disk_free_min_ratio: float = Field(
+        0.10, ge=0, le=1, description="available/size of a disk path below which node.disk is DEGRADED"
+    )
 
 
 THP_MODES = ("always", "madvise", "never")
