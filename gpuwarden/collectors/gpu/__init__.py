@@ -8,6 +8,8 @@ a few hundred microseconds per GPU (bench/results/gpu-h200-*.txt). See docs/gpu.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -97,14 +99,21 @@ class GpuCollector:
             self.watcher.start()
 
     def close(self) -> None:
+        """Release NVML without ever blocking a reload or shutdown on a hung driver."""
         if self.watcher:
             self.watcher.stop()
+            self.watcher.join(2.0)  # the event set must outlive the wait that uses it
         if self.kmsg:
             self.kmsg.close()
-        if self._backend is not None:
-            self._backend.shutdown()  # also releases a replayed hang
-        if self._thread:
-            self._thread.stop()
+        backend, thread = self._backend, self._thread
+        if backend is not None and (self.watcher is None or not self.watcher.alive):
+            if thread is not None and not thread.hung:
+                with contextlib.suppress(DriverUnresponsive):
+                    thread.run("nvmlShutdown", backend.shutdown, self.settings.call_timeout)
+            else:  # a call hangs: nvmlShutdown would wait for it; let a daemon thread try
+                threading.Thread(target=backend.shutdown, name="nvml-shutdown", daemon=True).start()
+        if thread:
+            thread.stop()
 
     def collect(self) -> Iterator[Item]:
         fams = Families(CATALOG)

@@ -18,7 +18,7 @@ class GpuSettings(CollectorSettings):
     call_timeout: float = Field(
         2.0,
         gt=0,
-        description="deadline in seconds for one GPU's NVML calls; past it health says driver_unresponsive",
+        description="seconds one cycle's NVML calls (all GPUs) may take; past it: driver_unresponsive",
     )
     slow_interval: float = Field(
         60.0,
