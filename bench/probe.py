@@ -3,8 +3,9 @@
 A node-level canary is most often a cron or exec-probe `curl -X POST .../v2/models/<m>/infer` with a
 golden-answer check in the script. The peer here is that curl call (a process per probe, its CPU read
 from the children's rusage); ours is one `EngineCollector.collect()` with the http backend (readiness
-check, infer, golden comparison, exposition families) and with the in-process onnxruntime backend. All
-three probe the same worker, interleaved, in the same run. Prints p50/p99 wall time and CPU per probe,
+check, infer, golden comparison, exposition families) and with the onnxruntime backend, both in its
+child process (the default: the child's CPU is not counted, its wall time is) and in the agent. All
+probe the same worker, interleaved, in the same run. Prints p50/p99 wall time and CPU per probe,
 and the ratios against curl. The worker runs in its own process, so its CPU is not counted for anyone.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import resource
 import shutil
 import statistics
@@ -22,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -35,13 +38,15 @@ from gpuwarden.paths import Paths  # noqa: E402
 from tests.integration.worker_process import WorkerProcess  # noqa: E402
 
 
-def ours(worker: WorkerProcess, backend: str) -> Callable[[], None]:
+def ours(worker: WorkerProcess, backend: str, isolate: bool = True) -> tuple[Callable[[], None], Any]:
+    """(probe, its backend)."""
     settings = EngineSettings.model_validate(
         {
             "enabled": True,
             "backend": backend,
             "model_dir": str(worker.model_dir),
             "kernel_latency": "off",
+            "isolate": isolate,
             "http": {"url": worker.url},
         }
     )
@@ -53,7 +58,22 @@ def ours(worker: WorkerProcess, backend: str) -> Callable[[], None]:
         health = [i for i in collector.collect() if isinstance(i, HealthResult)]
         assert health[0].state == State.HEALTHY, health[0].reason
 
-    return probe
+    return probe, collector.backend
+
+
+def _ours(worker: WorkerProcess, backend: str, isolate: bool = True) -> tuple[Callable[[], None], bool, Any]:
+    probe, instance = ours(worker, backend, isolate)
+    return probe, False, instance
+
+
+def child_cpu(backend: Any) -> float:
+    """CPU seconds used so far by an isolated backend's probe process (0 for in-agent backends)."""
+    pid = getattr(backend, "pid", None)
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def curl(worker: WorkerProcess, body: Path) -> Callable[[], None]:
@@ -91,20 +111,26 @@ def main() -> int:
         canary = json.loads((worker.model_dir / "canary.json").read_text())
         body = tmp / "body.json"
         body.write_text(json.dumps({"inputs": canary["inputs"]}))
-        contenders = {
-            "curl (peer)": (curl(worker, body), True),
-            "gpuwarden http": (ours(worker, "http"), False),
-            "gpuwarden onnxruntime": (ours(worker, "onnxruntime"), False),
+        # name → (probe, CPU in child processes (curl), backend whose probe process CPU counts)
+        contenders: dict[str, tuple[Callable[[], None], bool, Any]] = {
+            "curl (peer)": (curl(worker, body), True, None),
+            "gpuwarden http": _ours(worker, "http"),
+            "gpuwarden onnxruntime": _ours(worker, "onnxruntime"),
+            "  same, in the agent": _ours(worker, "onnxruntime", isolate=False),
         }
         results: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in contenders}
-        for fn, children in contenders.values():  # warm-up: sessions, imports, model load
+        for fn, children, _ in contenders.values():  # warm-up: sessions, imports, model load
             for _ in range(5):
                 measure(fn, children)
+        child_before = {name: child_cpu(backend) for name, (_, _, backend) in contenders.items()}
         for _ in range(args.probes):  # interleaved, so drift on the machine hits everyone alike
-            for name, (fn, children) in contenders.items():
+            for name, (fn, children, _) in contenders.items():
                 wall, cpu = measure(fn, children)
                 results[name][0].append(wall)
                 results[name][1].append(cpu)
+        for name, (_, _, backend) in contenders.items():  # an isolated probe's child CPU counts too
+            extra = (child_cpu(backend) - child_before[name]) / args.probes
+            results[name] = (results[name][0], [cpu + extra for cpu in results[name][1]])
     peer_wall = statistics.median(results["curl (peer)"][0])
     peer_cpu = statistics.mean(results["curl (peer)"][1])
     print(f"engine probe overhead, {args.probes} probes each, reference worker on loopback")

@@ -76,7 +76,7 @@ def modules() -> str:
     return "; ".join(out)
 
 
-def collector(model_dir: str, **tensorrt: Any) -> Any:
+def collector(model_dir: str, isolate: bool = False, **tensorrt: Any) -> Any:
     from gpuwarden.agent.registry import CollectorContext
     from gpuwarden.collectors.engine.collector import EngineCollector
     from gpuwarden.collectors.engine.settings import EngineSettings
@@ -89,6 +89,7 @@ def collector(model_dir: str, **tensorrt: Any) -> Any:
             "backend": "tensorrt",
             "model_dir": model_dir,
             "kernel_latency": "off",
+            "isolate": isolate,
             "tensorrt": tensorrt,
         }
     )
@@ -99,7 +100,8 @@ def run_case(model_dir: str, tensorrt: dict[str, Any]) -> dict[str, Any]:
     """In the child process: one probe, its health and TensorRT's log messages."""
     from gpuwarden.health import HealthResult
 
-    c = collector(model_dir, **tensorrt)
+    isolate = bool(tensorrt.pop("isolate", False))
+    c = collector(model_dir, isolate, **tensorrt)
     (h,) = [item for item in c.collect() if isinstance(item, HealthResult)]
     logger = getattr(c.backend, "_logger", None)
     messages = list(logger.messages) if logger is not None else []
@@ -216,6 +218,10 @@ def main() -> int:
     step("missing plan", lambda: probe_case("missing_plan", model_dir, module="tensorrt_lean"))
     write_plan(model_dir, os.urandom(4096))
     step("corrupt plan (4 KiB random)", lambda: probe_case("random_plan", model_dir, module="tensorrt_lean"))
+    step(
+        "corrupt plan, probe isolated in a child process",
+        lambda: probe_case("random_plan_isolated", model_dir, module="tensorrt_lean", isolate=True),
+    )
     write_plan(model_dir, b"ftrt" + os.urandom(4092))
     step("corrupt plan ('ftrt' + random)", lambda: probe_case("ftrt_plan", model_dir, module="tensorrt_lean"))
     write_plan(model_dir, onnx_bytes)

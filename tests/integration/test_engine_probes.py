@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gpuwarden.agent.registry import CollectorContext
 from gpuwarden.collectors.engine.catalog import CATALOG
 from gpuwarden.collectors.engine.collector import EngineCollector
+from gpuwarden.collectors.engine.isolated import IsolatedBackend
 from gpuwarden.collectors.engine.settings import EngineSettings
 from gpuwarden.config import AgentConfig
 from gpuwarden.health import Action, HealthResult, State
@@ -200,3 +203,26 @@ def test_agent_serves_the_engine_probe_series_and_health(worker: WorkerProcess, 
             assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
     finally:
         agent.stop()
+
+
+def test_a_crash_of_the_isolated_probe_process_is_a_failed_probe_not_a_dead_agent(
+    worker: WorkerProcess,
+) -> None:
+    collector = make(worker, "onnxruntime")
+    assert probe(collector)[1].state == State.HEALTHY
+    backend = collector.backend
+    assert isinstance(backend, IsolatedBackend) and backend.pid is not None
+    os.kill(backend.pid, signal.SIGSEGV)  # what a TensorRT or CUDA abort on a bad plan looks like
+    samples, health = probe(collector)
+    assert health.state == State.DEGRADED and "probe process died (killed by SIGSEGV)" in health.reason
+    assert failures(samples, "onnxruntime", "runtime_error") == 1
+    assert probe(collector)[1].state == State.HEALTHY  # a fresh child took over
+    collector.close()
+    assert backend.pid is None
+
+
+def test_the_in_process_mode_gives_the_same_verdicts(worker: WorkerProcess) -> None:
+    collector = make(worker, "onnxruntime", isolate=False)
+    assert probe(collector)[1].state == State.HEALTHY
+    worker.fault("hang")
+    assert "timeout" in probe(collector)[1].reason

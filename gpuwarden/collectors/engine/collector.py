@@ -22,6 +22,7 @@ from gpuwarden.catalog import Families
 from gpuwarden.collectors.engine.catalog import CATALOG
 from gpuwarden.collectors.engine.files import ModelFiles
 from gpuwarden.collectors.engine.http_backend import HttpBackend, check_ready
+from gpuwarden.collectors.engine.isolated import IsolatedBackend
 from gpuwarden.collectors.engine.kernel_latency import (
     KernelLatency,
     KernelLatencyUnavailable,
@@ -38,6 +39,11 @@ from gpuwarden.worker.manifest import CANARY, Canary
 def make_backend(settings: EngineSettings, model_dir: str) -> Backend:
     if settings.backend == "http":
         return HttpBackend(settings.http, settings.probe_timeout)
+    if settings.isolate:
+        # What is left of the collector's deadline after the readiness gate, with a margin for the pipe.
+        deadline = max(settings.timeout - settings.probe_timeout - 0.5, 0.5)
+        sub_settings = settings.onnxruntime if settings.backend == "onnxruntime" else settings.tensorrt
+        return IsolatedBackend(settings.backend, sub_settings, model_dir, deadline)
     if settings.backend == "onnxruntime":
         return OnnxBackend(settings.onnxruntime, f"{model_dir}/{settings.onnxruntime.model_file}")
     return TensorRTBackend(settings.tensorrt, model_dir)

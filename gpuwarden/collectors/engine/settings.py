@@ -66,6 +66,11 @@ class EngineSettings(CollectorSettings):
         "/var/lib/gpuwarden/canary",
         description="directory with canary.json and SHA256SUMS, and the model or plan of in-process backends",
     )
+    isolate: bool = Field(
+        True,
+        description="run the onnxruntime/tensorrt canary in a child process, so a crash or hang in native "
+        "code (TensorRT, CUDA) fails the probe instead of taking the agent down",
+    )
     verify_checksums: bool = Field(True, description="check model files against SHA256SUMS before loading")
     probe_timeout: float = Field(
         5.0, gt=0, description="seconds one HTTP call of the probe may take (canary request, readiness check)"
