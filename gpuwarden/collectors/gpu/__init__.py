@@ -30,7 +30,7 @@ from gpuwarden.collectors.gpu.backend import (
 from gpuwarden.collectors.gpu.events import XidWatcher
 from gpuwarden.collectors.gpu.kmsg import KmsgReader
 from gpuwarden.collectors.gpu.metrics import CATALOG, add_fast, add_slow, ok
-from gpuwarden.collectors.gpu.procs import memory_by_unit
+from gpuwarden.collectors.gpu.procs import UnitCache
 from gpuwarden.collectors.gpu.queries import FAST, SLOW
 from gpuwarden.collectors.gpu.settings import GpuSettings
 from gpuwarden.collectors.gpu.worker import DriverUnresponsive, NvmlThread
@@ -69,6 +69,7 @@ class GpuCollector:
         self._slow_for: tuple[int, ...] | None = None
         # NOT_SUPPORTED does not change while the driver is loaded: ask once, then skip.
         self._unsupported: dict[int, set[str]] = {}
+        self.units = UnitCache(self.paths)
         self.watcher: XidWatcher | None = None
         self.kmsg = KmsgReader(self.paths.dev("kmsg")) if settings.kmsg else None
         self.xids = XidLedger(
@@ -176,6 +177,7 @@ class GpuCollector:
             if self._gpu(fams, results, index, snap):
                 answering.append(index)
             self._previous[index] = snap
+        self.units.forget_except({int(p["pid"]) for snap in snaps for p in ok(snap, "processes") or []})
         if slow_due or self._slow_for != tuple(answering):
             slow_fams = Families(CATALOG)
             for index in answering:
@@ -209,7 +211,7 @@ class GpuCollector:
             return False
         fams.add("gpuwarden_gpu_up", 1, gpu=gpu, uuid=uuid)
         procs = ok(snap, "processes")
-        add_fast(fams, gpu, uuid, snap, memory_by_unit(self.paths, procs) if procs else {})
+        add_fast(fams, gpu, uuid, snap, self.units.memory_by_unit(procs) if procs else {})
         results.append(
             checks.memory_health(f"{comp}.memory", snap, self._previous.get(index), s.ecc_storm_errors)
         )

@@ -28,10 +28,25 @@ def unit_of(cgroup_text: str | None) -> str:
     return "unknown"
 
 
-def memory_by_unit(paths: Paths, processes: list[dict[str, Any]]) -> dict[str, int]:
-    out: dict[str, int] = defaultdict(int)
-    for proc in processes:
-        used = proc.get("used_bytes")
-        unit = unit_of(read_text(paths.proc(str(proc["pid"]), "cgroup")))
-        out[unit] += int(used or 0)
-    return dict(out)
+class UnitCache:
+    """pid → unit, kept while NVML lists the pid: a process does not change its cgroup, and reading
+    /proc/PID/cgroup every cycle for every process is most of a busy GPU's per-cycle cost besides NVML."""
+
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        self._units: dict[int, str] = {}
+
+    def memory_by_unit(self, processes: list[dict[str, Any]]) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for proc in processes:
+            pid = int(proc["pid"])
+            unit = self._units.get(pid)
+            if unit is None:
+                unit = self._units[pid] = unit_of(read_text(self.paths.proc(str(pid), "cgroup")))
+            out[unit] += int(proc.get("used_bytes") or 0)
+        return dict(out)
+
+    def forget_except(self, pids: set[int]) -> None:
+        """Drop pids no GPU lists any more (their number may be reused by another process)."""
+        for pid in set(self._units) - pids:
+            del self._units[pid]

@@ -1,0 +1,61 @@
+"""The real backend's conversions, on nvidia-ml-py's own ctypes structures (built without a driver)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pynvml
+
+from gpuwarden.collectors.gpu.nvml_backend import _field_value, _used, plain
+from gpuwarden.collectors.gpu.procs import UnitCache, unit_of
+from gpuwarden.paths import Paths
+
+
+def test_nvml_structures_become_plain_json_values() -> None:
+    mem = pynvml.c_nvmlMemory_v2_t()
+    mem.total, mem.reserved, mem.free, mem.used = 150754820096, 644939776, 150109880320, 0
+    assert plain(mem) == {
+        "version": 0,
+        "total": 150754820096,
+        "reserved": 644939776,
+        "free": 150109880320,
+        "used": 0,
+    }
+    assert plain(b"NVIDIA H200\x00") == "NVIDIA H200"
+    assert plain([1, (2, 3)]) == [1, [2, 3]]
+
+
+def test_each_field_value_type_is_read_from_its_union_member() -> None:
+    values = (pynvml.c_nvmlFieldValue_t * 3)()
+    values[0].valueType, values[0].value.dVal = pynvml.NVML_VALUE_TYPE_DOUBLE, 1.5
+    values[1].valueType, values[1].value.ullVal = pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG, 4479646912
+    values[2].valueType, values[2].value.siVal = pynvml.NVML_VALUE_TYPE_SIGNED_INT, -3
+    assert [_field_value(v) for v in values] == [1.5, 4479646912, -3]
+
+
+def test_process_memory_nvml_cannot_see_is_absent_not_huge() -> None:
+    assert _used(2**64 - 1) is None and _used(None) is None and _used(1050673152) == 1050673152
+
+
+def test_process_units_come_from_cgroup_v2_and_container_ids_fold_into_their_slice() -> None:
+    assert unit_of("0::/system.slice/inference-worker.service\n") == "inference-worker.service"
+    assert (
+        unit_of("0::/system.slice/docker-3f2c9a1b7e4d5c6a8b9c0d1e2f3a4b5c6d7e8f90.scope\n") == "system.slice"
+    )
+    assert (
+        unit_of("12:cpu:/legacy\n") == "unknown"
+        and unit_of(None) == "unknown"
+        and unit_of("0::/\n") == "root"
+    )
+
+
+def test_the_unit_cache_reads_each_pid_once_and_forgets_pids_that_left(tmp_path: Path) -> None:
+    (tmp_path / "7").mkdir()
+    (tmp_path / "7" / "cgroup").write_text("0::/system.slice/a.service\n")
+    cache = UnitCache(Paths(procfs=str(tmp_path)))
+    procs = [{"pid": 7, "used_bytes": 10}, {"pid": 8, "used_bytes": None}]
+    assert cache.memory_by_unit(procs) == {"a.service": 10, "unknown": 0}
+    (tmp_path / "7" / "cgroup").write_text("0::/system.slice/b.service\n")
+    assert cache.memory_by_unit(procs) == {"a.service": 10, "unknown": 0}  # cached while pid 7 lives
+    cache.forget_except({8})
+    assert cache.memory_by_unit(procs) == {"b.service": 10, "unknown": 0}  # pid 7 reused: read again
