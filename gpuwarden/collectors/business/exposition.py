@@ -53,14 +53,6 @@ def _root_cause(err: BaseException) -> str:
     return text.split("] ", 1)[-1] if text.startswith("[Errno") else text
 
 
-def _candidates(name: str) -> set[str]:
-    out = {name}
-    for suffix in _SUFFIXES:
-        if name.endswith(suffix):
-            out.add(name[: -len(suffix)])
-    return out
-
-
 def wanted_names(selectors: Iterable[Selector]) -> set[str]:
     names: set[str] = set()
     for sel in selectors:
@@ -68,9 +60,18 @@ def wanted_names(selectors: Iterable[Selector]) -> set[str]:
     return names
 
 
+def _wanted(name: str, names: set[str]) -> bool:
+    """`name` is a wanted metric, or one of its `_total`/`_bucket`/`_sum`/... samples."""
+    if name in names:
+        return True
+    cut = name.rfind("_")
+    return cut > 0 and name[cut:] in _SUFFIXES and name[:cut] in names
+
+
 def filter_lines(text: str, names: set[str]) -> str:
     """Keep the sample, HELP and TYPE lines of the metrics in `names` (base names or sample names)."""
     kept = []
+    verdicts: dict[str, bool] = {}  # a histogram repeats its name on every bucket line
     for line in text.splitlines():
         if line.startswith("#"):
             parts = line.split(None, 3)
@@ -82,7 +83,10 @@ def filter_lines(text: str, names: set[str]) -> str:
             if m is None:
                 continue
             name = m.group(0)
-        if _candidates(name) & names:
+        verdict = verdicts.get(name)
+        if verdict is None:
+            verdict = verdicts[name] = _wanted(name, names)
+        if verdict:
             kept.append(line)
     return "\n".join(kept) + "\n"
 
