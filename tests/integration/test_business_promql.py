@@ -18,6 +18,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gpuwarden.collectors.business.exposition import Series
 from gpuwarden.collectors.business.window import (
     Observation,
     Window,
@@ -67,7 +68,7 @@ def _ours(case: Case) -> tuple[dict[float, float], float, int]:
     window = Window(span=60)
     les = [repr(b) for b in case.bounds] + ["+Inf"]
     for step in range(5):
-        series = {(("le", le),): case.values[i][step] for i, le in enumerate(les)}
+        series: Series = {(("le", le),): case.values[i][step] for i, le in enumerate(les)}
         window.add(Observation(step * STEP_S, counters={"latency_bucket": series}))
     inc = window.increase("latency_bucket")
     assert inc is not None

@@ -308,6 +308,10 @@ def test_a_bad_answer_is_unknown_with_its_reason(
         ({"url": "localhost:8000"}, "collectors.business.url: must be an http:// or https:// URL"),
         ({"window": 20}, "collectors.business.window: must be at least twice the interval (30s)"),
         (
+            {"scrape_timeout": 10},
+            "collectors.business.scrape_timeout: must be less than the collector timeout",
+        ),
+        (
             {"mapping": {"errors": {"metric": "x", "match": {"status": "5(xx"}}}},
             "collectors.business.mapping.errors.match: label status: invalid regular expression",
         ),

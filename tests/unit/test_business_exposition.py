@@ -8,7 +8,7 @@ import pytest
 
 from gpuwarden.collectors.business.exposition import Exposition, ScrapeError, filter_lines, wanted_names
 from gpuwarden.collectors.business.profiles import INFERENCE_HANDLERS, PROFILES
-from gpuwarden.collectors.business.settings import Mapping, Selector
+from gpuwarden.collectors.business.settings import Mapping, ProfileName, Selector
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "business"
 
@@ -20,7 +20,9 @@ def selectors(mapping: Mapping) -> list[Selector]:
 @pytest.mark.parametrize(
     ("profile", "capture"), [("vllm", "vllm-1"), ("triton", "triton-1"), ("sglang", "sglang-1")]
 )
-def test_dropping_unused_lines_before_parsing_changes_no_selected_series(profile: str, capture: str) -> None:
+def test_dropping_unused_lines_before_parsing_changes_no_selected_series(
+    profile: ProfileName, capture: str
+) -> None:
     text = (FIXTURES / f"{capture}.prom").read_text()
     sels = selectors(PROFILES[profile])
     full, filtered = Exposition.parse(text), Exposition.parse(text, wanted_names(sels))

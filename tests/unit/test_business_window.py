@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gpuwarden.collectors.business.exposition import LabelKey, Series
 from gpuwarden.collectors.business.window import (
     Observation,
     Window,
@@ -120,7 +121,7 @@ def test_out_of_range_quantiles_are_infinite_like_prometheus() -> None:
 
 
 def test_bucket_increases_of_several_series_are_summed_by_le() -> None:
-    inc = {
+    inc: Series = {
         (("le", "0.1"), ("model", "a")): 3.0,
         (("le", "+Inf"), ("model", "a")): 4.0,
         (("le", "0.1"), ("model", "b")): 1.0,
@@ -140,7 +141,8 @@ def test_a_series_created_inside_the_window_counts_from_zero_so_the_first_error_
 
 def test_a_series_that_vanishes_keeps_its_last_value_instead_of_dropping_to_zero() -> None:
     window = Window(span=60)
-    key = (("model", "a"),)
-    for t, series in ((0, {key: 5.0}), (15, {}), (30, {key: 8.0})):
+    key: LabelKey = (("model", "a"),)
+    scrapes: list[tuple[float, Series]] = [(0, {key: 5.0}), (15, {}), (30, {key: 8.0})]
+    for t, series in scrapes:
         window.add(Observation(t, counters={"requests": series}))
     assert window.total_increase("requests") == 3

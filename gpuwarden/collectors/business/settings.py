@@ -141,6 +141,15 @@ class BusinessSettings(CollectorSettings):
             raise ValueError("the generic profile needs mapping.requests or mapping.success")
         return value
 
+    @field_validator("scrape_timeout")
+    @classmethod
+    def _scrape_timeout(cls, value: float, info: ValidationInfo) -> float:
+        timeout = info.data.get("timeout")
+        # The runner abandons a collection at `timeout`; the scrape must give up first, with its reason.
+        if timeout is not None and value >= timeout:
+            raise ValueError(f"must be less than the collector timeout ({timeout:g}s)")
+        return value
+
     @field_validator("window")
     @classmethod
     def _window(cls, value: float, info: ValidationInfo) -> float:
