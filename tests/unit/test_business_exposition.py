@@ -65,3 +65,10 @@ def test_an_absent_gauge_is_none_not_zero() -> None:
 def test_garbage_is_a_scrape_error_naming_the_format() -> None:
     with pytest.raises(ScrapeError, match="invalid Prometheus exposition"):
         Exposition.parse('vllm:num_requests_running{model_name="x" 3\n')
+
+
+def test_nan_samples_are_no_value_not_a_poisoned_sum() -> None:
+    text = 'q{quantile="0.99",model="a"} NaN\nq{quantile="0.99",model="b"} 7\ng{model="a"} NaN\n'
+    exp = Exposition.parse(text)
+    assert list(exp.select(Selector(metric="q")).values()) == [7.0]
+    assert exp.gauge(Selector(metric="g")) is None

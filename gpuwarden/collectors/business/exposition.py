@@ -8,6 +8,7 @@ per line.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -119,14 +120,16 @@ class Exposition:
                 return self.samples[name]
         return []
 
-    def select(self, sel: Selector, suffix: str = "", drop: str | None = None) -> Series:
-        """Series of `sel.metric + suffix` whose labels match; `drop` removes a label from the key."""
+    def select(self, sel: Selector, suffix: str = "") -> Series:
+        """Series of `sel.metric + suffix` whose labels match, keyed by their sorted labels."""
         out: Series = {}
         for labels, value in self._lookup(sel.metric, suffix):
-            # A missing label is the empty string, as in PromQL.
-            if all(re.fullmatch(p, labels.get(k, "")) for k, p in sel.match.items()):
-                key = tuple(sorted((k, v) for k, v in labels.items() if k != drop))
-                out[key] = out.get(key, 0.0) + value
+            # NaN is what a summary shows before its first observation, or an exporter's "no value";
+            # a missing label is the empty string, as in PromQL.
+            if math.isnan(value) or not all(re.fullmatch(p, labels.get(k, "")) for k, p in sel.match.items()):
+                continue
+            key = tuple(sorted(labels.items()))
+            out[key] = out.get(key, 0.0) + value
         return out
 
     def gauge(self, sel: Selector) -> float | None:

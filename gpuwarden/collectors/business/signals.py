@@ -48,7 +48,7 @@ def observe(exp: Exposition, mapping: Mapping, t: float) -> Observation:
         # them, so take the worst (the Triton guide's `max by (model)`).
         for key, value in exp.select(mapping.latency_summary).items():
             q = dict(key).get("quantile")
-            if q is not None and not math.isnan(value):
+            if q is not None:
                 quantile = float(q)
                 seconds = value * mapping.latency_unit_seconds
                 obs.quantiles[quantile] = max(seconds, obs.quantiles.get(quantile, -math.inf))
