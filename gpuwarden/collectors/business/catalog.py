@@ -45,6 +45,13 @@ CATALOG = (
         unit="seconds",
     ),
     MetricSpec(
+        "gpuwarden_inference_time_to_first_token_seconds",
+        "gauge",
+        "Time-to-first-token quantile over the window, for streaming LLM servers (histogram interpolation).",
+        labels=("quantile",),
+        unit="seconds",
+    ),
+    MetricSpec(
         "gpuwarden_inference_latency_mean_seconds",
         "gauge",
         "Mean end-to-end request latency over the window.",

@@ -144,3 +144,5 @@ def _export(fams: Families, f: Figures) -> None:
             fams.add(name, value)
     for q, value in sorted((f.latency_quantiles or {}).items()):
         fams.add("gpuwarden_inference_latency_seconds", value, quantile=f"{q:g}")
+    for q, value in sorted((f.ttft_quantiles or {}).items()):
+        fams.add("gpuwarden_inference_time_to_first_token_seconds", value, quantile=f"{q:g}")

@@ -22,6 +22,7 @@ VLLM = Mapping(
     requests=Selector(metric="http_requests_total", match={"handler": INFERENCE_HANDLERS}),
     errors=Selector(metric="http_requests_total", match={"handler": INFERENCE_HANDLERS, "status": "5.."}),
     latency_histogram=Selector(metric="vllm:e2e_request_latency_seconds"),
+    ttft_histogram=Selector(metric="vllm:time_to_first_token_seconds"),
     queue_length=Selector(metric="vllm:num_requests_waiting"),
     running_requests=Selector(metric="vllm:num_requests_running"),
     kv_cache_usage=Selector(metric="vllm:kv_cache_usage_perc", aggregate="max"),
@@ -46,6 +47,7 @@ SGLANG = Mapping(
     # SGLang has no failure counter; aborted requests (errors, timeouts, disconnects) are the nearest.
     errors=Selector(metric="sglang:num_aborted_requests_total"),
     latency_histogram=Selector(metric="sglang:e2e_request_latency_seconds"),
+    ttft_histogram=Selector(metric="sglang:time_to_first_token_seconds"),
     queue_length=Selector(metric="sglang:num_queue_reqs"),
     running_requests=Selector(metric="sglang:num_running_reqs"),
     kv_cache_usage=Selector(metric="sglang:token_usage", aggregate="max"),

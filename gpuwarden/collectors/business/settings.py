@@ -56,6 +56,9 @@ class Mapping(StrictModel):
     latency_histogram: Selector | None = Field(
         None, description="end-to-end latency histogram (quantiles and mean come from its buckets)"
     )
+    ttft_histogram: Selector | None = Field(
+        None, description="time-to-first-token histogram in seconds (streaming LLM servers)"
+    )
     latency_summary: Selector | None = Field(
         None, description="latency summary with a `quantile` label (used when there is no histogram)"
     )

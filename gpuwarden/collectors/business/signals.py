@@ -39,6 +39,8 @@ def observe(exp: Exposition, mapping: Mapping, t: float) -> Observation:
         # The histogram's own _sum/_count give the mean, in place of latency_sum/latency_count.
         obs.counters["latency_sum"] = exp.select(hist, "_sum")
         obs.counters["latency_count"] = exp.select(hist, "_count")
+    if mapping.ttft_histogram is not None:
+        obs.counters["ttft_bucket"] = exp.select(mapping.ttft_histogram, "_bucket")
     for signal in GAUGES:
         sel = getattr(mapping, signal)
         if sel is not None and (value := exp.gauge(sel)) is not None:
@@ -65,6 +67,7 @@ class Figures:
     error_ratio: float | None = None
     latency_mean: float | None = None
     latency_quantiles: dict[float, float] | None = None
+    ttft_quantiles: dict[float, float] | None = None
     batch_size: float | None = None
     queue_length: float | None = None
     running_requests: float | None = None
@@ -102,7 +105,9 @@ def derive(window: Window, mapping: Mapping) -> Figures:
         qps=_ratio(requests, duration),
         error_ratio=_ratio(errors, requests),
         latency_mean=_mean_latency(window, mapping),
-        latency_quantiles=_quantiles(window, latest, mapping.latency_unit_seconds),
+        latency_quantiles=_histogram_quantiles(window, "latency_bucket", mapping.latency_unit_seconds)
+        or _summary_quantiles(latest),
+        ttft_quantiles=_histogram_quantiles(window, "ttft_bucket", 1.0),
         batch_size=batch_size,
         queue_length=gauges.get("queue_length"),
         running_requests=gauges.get("running_requests"),
@@ -118,13 +123,15 @@ def _mean_latency(window: Window, mapping: Mapping) -> float | None:
     return mean * mapping.latency_unit_seconds
 
 
-def _quantiles(window: Window, latest: Observation, scale: float) -> dict[float, float] | None:
-    inc = window.increase("latency_bucket")
-    if inc:
-        buckets = bucket_increase(inc)
-        # Interpolation is linear, so scaling the answer equals scaling the bucket bounds.
-        values = {q: histogram_quantile(q, buckets) * scale for q in QUANTILES}
-        values = {q: v for q, v in values.items() if not math.isnan(v)}
-        return values or None
-    summary = {q: v for q, v in latest.quantiles.items() if q in QUANTILES}
-    return summary or None
+def _histogram_quantiles(window: Window, signal: str, scale: float) -> dict[float, float] | None:
+    inc = window.increase(signal)
+    if not inc:
+        return None
+    buckets = bucket_increase(inc)
+    # Interpolation is linear, so scaling the answer equals scaling the bucket bounds.
+    values = {q: histogram_quantile(q, buckets) * scale for q in QUANTILES}
+    return {q: v for q, v in values.items() if not math.isnan(v)} or None
+
+
+def _summary_quantiles(latest: Observation) -> dict[float, float] | None:
+    return {q: v for q, v in latest.quantiles.items() if q in QUANTILES} or None
