@@ -39,6 +39,7 @@ test: deps-debian venv lint typecheck
 bench: deps-debian venv
 	$(PY) bench/scrape.py
 	$(PY) bench/probe.py
+	$(PY) bench/fleet.py
 
 # Re-render the generated, committed files (review their diff like code).
 generate: venv

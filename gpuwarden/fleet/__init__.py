@@ -3,6 +3,7 @@
 from gpuwarden.fleet.budget import BudgetDenied, FleetBudget, Lease
 from gpuwarden.fleet.client import FleetClient, FleetUnavailable
 from gpuwarden.fleet.election import FleetLeader
+from gpuwarden.fleet.member import FleetMember
 from gpuwarden.fleet.registration import AgentRecord, Registration, list_agents
 from gpuwarden.fleet.settings import BudgetSettings, FleetSection
 
@@ -13,6 +14,7 @@ __all__ = [
     "FleetBudget",
     "FleetClient",
     "FleetLeader",
+    "FleetMember",
     "FleetSection",
     "FleetUnavailable",
     "Lease",

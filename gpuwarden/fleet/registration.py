@@ -65,8 +65,11 @@ class Registration:
         self.registrations = 0  # how many times the node was (re-)created; tests and the log read it
 
     def start(self) -> Registration:
+        """Register now if connected, else as soon as the session is CONNECTED (the listener does it)."""
+        self._needs_register.set()  # before the listener, so a CONNECTED in between is not missed
         self.fleet.add_listener(self._on_state)
-        self._register_until_done()
+        if self.fleet.connected:
+            self._register_until_done()
         return self
 
     def update(self, info: Mapping[str, Any]) -> None:

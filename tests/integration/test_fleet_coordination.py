@@ -19,6 +19,7 @@ from gpuwarden.fleet import (
     FleetBudget,
     FleetClient,
     FleetLeader,
+    FleetMember,
     FleetSection,
     Registration,
     list_agents,
@@ -224,3 +225,36 @@ def test_one_agent_leads_and_another_takes_over_when_it_goes(agent: Agent) -> No
     wait_for(lambda: second.is_leader)
     assert second.leader() == "node-b"
     second.stop()
+
+
+def test_an_agent_that_boots_while_zookeeper_is_unreachable_joins_once_it_is_back(
+    agent: Agent, zk_ensemble: Ensemble
+) -> None:
+    leader = zk_ensemble.leader()
+    assert leader is not None
+    proxy = TcpProxy(("127.0.0.1", leader.client_port))
+    proxy.cut()
+    observer = agent("observer")
+    summary = {"version": "0.1.0", "health": "HEALTHY", "gpus": []}
+    settings = FleetSection(
+        enabled=True, hosts=zk_ensemble.addresses, cluster=observer.settings.cluster, node="late-node",
+        session_timeout=2, budget=BudgetSettings(acquire_timeout=1),
+    )  # fmt: skip
+    started = time.monotonic()
+    member = FleetMember(settings, lambda: summary, hosts=proxy.address).start()
+    try:
+        assert time.monotonic() - started < 1, "starting the fleet member blocked on ZooKeeper"
+        with pytest.raises(BudgetDenied, match="failing closed"):
+            member.acquire("restart_worker")
+        assert list_agents(observer) == []
+
+        proxy.heal()
+        wait_for(lambda: [a.node for a in list_agents(observer)] == ["late-node"])
+        wait_for(lambda: member.is_leader)
+        summary["health"] = "DEGRADED"
+        member.refresh()
+        wait_for(lambda: list_agents(observer)[0].health == "DEGRADED")
+        member.acquire("restart_worker").release()
+    finally:
+        member.stop()
+        proxy.close()

@@ -28,7 +28,7 @@ from pathlib import Path
 JARS = "/usr/share/java"
 CLASSPATH = ":".join(
     f"{JARS}/{jar}.jar"
-    for jar in ("zookeeper", "zookeeper-jute", "netty-codec", "netty-resolver", "servlet-api", "slf4j-simple")
+    for jar in ("zookeeper", "zookeeper-jute", "netty-codec", "netty-resolver", "slf4j-simple")
 )
 MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 

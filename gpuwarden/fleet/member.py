@@ -1,0 +1,51 @@
+"""What the agent daemon runs when `fleet.enabled`: one session, the registration, the budget, the election.
+
+Starting never blocks on ZooKeeper and never fails the agent: a node must keep reporting metrics when the
+ensemble is down at boot. The session connects in the background (`start_async`), the registration is
+created on the first CONNECTED and re-created after every LOST, and budget requests fail closed until
+then. The daemon calls `refresh()` after a collection cycle to publish the node's health summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gpuwarden.fleet.budget import FleetBudget, Lease
+from gpuwarden.fleet.client import FleetClient
+from gpuwarden.fleet.election import FleetLeader
+from gpuwarden.fleet.registration import Registration
+from gpuwarden.fleet.settings import FleetSection
+
+
+class FleetMember:
+    def __init__(
+        self, settings: FleetSection, summary: Callable[[], Mapping[str, Any]], *, hosts: str | None = None
+    ) -> None:
+        self.summary = summary
+        self.client = FleetClient(settings, hosts=hosts)
+        self.registration = Registration(self.client, summary())
+        self.budget = FleetBudget(self.client, settings.budget)
+        self.leader = FleetLeader(self.client)
+
+    def start(self) -> FleetMember:
+        self.client.zk.start_async()
+        self.registration.start()
+        self.leader.start()
+        return self
+
+    def refresh(self) -> None:
+        self.registration.update(self.summary())
+
+    def acquire(self, playbook: str, timeout: float | None = None) -> Lease:
+        """A fleet budget lease for a disruptive playbook; raises BudgetDenied with the reason."""
+        return self.budget.acquire(playbook, timeout)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leader.is_leader
+
+    def stop(self) -> None:
+        self.leader.stop()
+        self.registration.stop()
+        self.client.stop()
