@@ -140,6 +140,59 @@ def runtime_creation(model_dir: str) -> str:
     return out
 
 
+def api_surface() -> str:
+    """Every TensorRT attribute the backend's execute() uses exists in this module (no plan can be built)."""
+    from gpuwarden.collectors.engine.tensorrt_backend import load_module
+
+    trt, flavour = load_module("tensorrt_lean")
+    wanted = {
+        "Runtime": ["deserialize_cuda_engine"],
+        "ICudaEngine": [
+            "num_io_tensors",
+            "get_tensor_name",
+            "get_tensor_mode",
+            "get_tensor_dtype",
+            "create_execution_context",
+        ],
+        "IExecutionContext": [
+            "set_input_shape",
+            "get_tensor_shape",
+            "set_tensor_address",
+            "execute_async_v3",
+        ],
+        "TensorIOMode": ["INPUT", "OUTPUT"],
+        "DataType": ["FLOAT"],
+        "ILogger": ["Severity"],
+    }
+    missing = [
+        f"{c}.{a}" for c, attrs in wanted.items() for a in attrs if not hasattr(getattr(trt, c, None), a)
+    ]
+    present = sum(len(a) for a in wanted.values()) - len(missing)
+    return f"{flavour}: {present} used attributes present" + (f", MISSING {missing}" if missing else "")
+
+
+def memory_round_trip() -> str:
+    """The canary input through the CUDA calls execute() makes: alloc, HtoD, DtoH, free, on a stream."""
+    import numpy as np
+
+    from gpuwarden.collectors.engine.cuda_driver import Driver
+    from gpuwarden.worker import model
+
+    cuda = Driver()
+    cuda.primary_context(0)
+    x = model.canary_input()
+    back = np.empty_like(x)
+    stream = cuda("cuStreamCreate", 0)
+    dptr = cuda("cuMemAlloc", x.nbytes)
+    cuda("cuMemcpyHtoD", dptr, x.ctypes.data, x.nbytes)
+    cuda("cuStreamSynchronize", stream)
+    cuda("cuMemcpyDtoH", back.ctypes.data, dptr, x.nbytes)
+    cuda("cuMemFree", dptr)
+    cuda("cuStreamDestroy", stream)
+    same = bool(np.array_equal(x, back))
+    return f"{x.nbytes} bytes to the GPU and back, identical: {same}"
+
+
 def write_plan(model_dir: str, data: bytes | None, *, listed: bool = True) -> None:
     from gpuwarden.worker import manifest
 
@@ -214,6 +267,8 @@ def main() -> int:
     with open(os.path.join(model_dir, "canary.onnx"), "rb") as f:
         onnx_bytes = f.read()
     step("lean runtime creation", lambda: runtime_creation(model_dir))
+    step("TensorRT API surface used by the backend", api_surface)
+    step("device memory round trip (cuda-python)", memory_round_trip)
     write_plan(model_dir, None)
     step("missing plan", lambda: probe_case("missing_plan", model_dir, module="tensorrt_lean"))
     write_plan(model_dir, os.urandom(4096))
