@@ -213,12 +213,25 @@ def write_plan(model_dir: str, data: bytes | None, *, listed: bool = True) -> No
 def kernel_latency() -> str:
     from gpuwarden.collectors.engine.kernel_latency import KernelLatency
 
+    used_before = gpu_memory_used()
     k = KernelLatency(0)
     rounds = [k.measure(1000) for _ in range(3)]
+    used_with_context = gpu_memory_used()
     k.close()
     gpu = ", ".join(f"{r.gpu_seconds * 1e6:.2f}" for r in rounds)
     host = ", ".join(f"{r.host_seconds * 1e6:.2f}" for r in rounds)
-    return f"{rounds[0].uuid}: median GPU µs per launch (3 rounds of 1000) {gpu}; host µs {host}"
+    context = (used_with_context - used_before) / 2**20
+    return (
+        f"{rounds[0].uuid}: median GPU µs per launch (3 rounds of 1000) {gpu}; host µs {host}; "
+        f"GPU memory used rose by {context:.0f} MiB while the measuring CUDA context was open"
+    )
+
+
+def gpu_memory_used() -> int:
+    import pynvml
+
+    pynvml.nvmlInit()
+    return int(pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(0)).used)
 
 
 def onnx_case(model_dir: str, provider: str) -> str:
