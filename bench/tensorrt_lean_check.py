@@ -227,6 +227,14 @@ def kernel_latency() -> str:
     )
 
 
+def kernel_latency_child() -> str:
+    argv = [sys.executable, os.path.abspath(__file__), "--kernel-only"]
+    child = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    if child.returncode != 0:
+        raise RuntimeError(f"exit {child.returncode}: {child.stderr.strip()[-300:]}")
+    return child.stdout.strip().splitlines()[-1]
+
+
 def gpu_memory_used() -> int:
     import pynvml
 
@@ -266,7 +274,11 @@ def main() -> int:
     parser.add_argument("--record", help="write TensorRT's log messages per case here (JSON)")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: one probe in a child process
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--kernel-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.kernel_only:  # a fresh process: no CUDA context yet, so the memory it takes shows
+        print(kernel_latency())
+        return 0
     if args.case:
         print(json.dumps(run_case(args.model_dir, json.loads(args.case))))
         return 0
@@ -304,7 +316,7 @@ def main() -> int:
         lambda: probe_case("lean_build", model_dir, module="tensorrt_lean", build_from_onnx="canary.onnx"),
     )
     step("full tensorrt module requested", lambda: probe_case("full", model_dir, module="tensorrt"))
-    step("kernel launch latency (cuda-python)", kernel_latency)
+    step("kernel launch latency (cuda-python, fresh process)", kernel_latency_child)
     step("onnxruntime backend, CPU provider", lambda: onnx_case(model_dir, "cpu"))
     step("onnxruntime backend, CUDA provider", lambda: onnx_case(model_dir, "cuda"))
     step(
