@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,3 +93,18 @@ def test_a_killed_worker_turns_the_target_unhealthy_in_the_agent(watched: tuple[
     target = component(url, "business.target")
     assert target["state"] == "UNHEALTHY" and "cannot connect to" in target["reason"]
     assert figures(url)["gpuwarden_inference_up"] == 0
+
+
+def test_a_bad_business_section_stops_the_agent_with_exit_78_naming_each_key(tmp_path: Path) -> None:
+    bad = tmp_path / "agent.yaml"
+    bad.write_text("collectors:\n  business:\n    enabled: true\n    profile: generic\n    window: 5\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "gpuwarden", "agent", "--config", str(bad)], capture_output=True, text=True
+    )
+    assert result.returncode == 78
+    assert [line.removeprefix("config error: ") for line in result.stderr.splitlines()] == [
+        "collectors.business.url: the generic profile needs the server's metrics URL",
+        "collectors.business.mapping: the generic profile needs mapping.requests or mapping.success",
+        "collectors.business.window: must be at least twice the interval (30s) to hold two scrapes",
+    ]
+    assert "Traceback" not in result.stderr
