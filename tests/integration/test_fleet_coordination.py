@@ -24,7 +24,8 @@ from gpuwarden.fleet import (
     Registration,
     list_agents,
 )
-from tests.integration.zk_ensemble import Ensemble, TcpProxy
+from tests.integration.zk_ensemble import Ensemble
+from tests.integration.zk_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 

@@ -12,15 +12,12 @@ Debian's zookeeper.jar manifest omits netty-codec/netty-resolver (the server the
 
 from __future__ import annotations
 
-import contextlib
 import os
-import select
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,127 +183,3 @@ class Ensemble:
         for m in self.members:
             self.kill(m)
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-class TcpProxy:
-    """A loopback TCP proxy to one upstream; `cut()` drops every connection and refuses new ones.
-
-    Stands in for a network partition between one agent and the ensemble: the agent's kazoo client talks
-    to the proxy only, so cutting it isolates that agent while the ensemble and other agents stay up.
-    """
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.listener.getsockname()[1])
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._cut = False
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if self._cut:
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(self.upstream, timeout=2)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._conns += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
-
-    def _pump(self, a: socket.socket, b: socket.socket) -> None:
-        peers = {a: b, b: a}
-        try:
-            while not self._cut:
-                ready, _, _ = select.select([a, b], [], [], 0.2)
-                for s in ready:
-                    data = s.recv(65536)
-                    if not data:
-                        return
-                    peers[s].sendall(data)
-        except OSError:
-            pass
-        finally:
-            a.close()
-            b.close()
-
-    def cut(self) -> None:
-        self._cut = True
-        with self._lock:
-            for s in self._conns:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
-            self._conns.clear()
-
-    def heal(self) -> None:
-        self._cut = False
-
-    def close(self) -> None:
-        self._closed = True
-        self.cut()
-        self.listener.close()
-
-
-def capture(out: Path) -> None:
-    """Record real 4lw replies in the states the unit tests replay (`python -m tests.integration.zk_ensemble
-    DIR`). Addresses in the replies are not rewritten: they carry no host names, only loopback ports."""
-
-    def save(state: str, name: str, m: Member) -> None:
-        for command in ("ruok", "srvr", "mntr", "isro"):
-            path = out / state / f"{name}.{command}"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(four_letter(m.client_port, command))
-
-    ens = Ensemble().start()
-    try:
-        leader = ens.wait_serving()
-        save("all_up", "leader", leader)
-        save("all_up", "follower", ens.followers()[0])
-        ens.kill(leader)
-        new_leader = ens.wait_serving(voters=2)
-        save("leader_killed", "leader", new_leader)
-        save("leader_killed", "follower", ens.followers()[0])
-        ens.kill(ens.followers()[0])
-        save("two_killed", "leader_alone", new_leader)  # before it notices: a leader without followers
-        deadline = time.monotonic() + 30
-        while "not currently serving" not in four_letter(new_leader.client_port, "srvr"):
-            time.sleep(0.05)
-        save("two_killed", "not_serving", new_leader)
-        while new_leader.mode() != "read-only" and time.monotonic() < deadline:
-            time.sleep(0.5)
-        save("two_killed", "read_only", new_leader)
-    finally:
-        ens.close()
-    # ZooKeeper always allows srvr (zkServer.sh status needs it), so "srvr" is the tightest whitelist.
-    for whitelist, state in (("srvr", "whitelist_srvr_only"),):
-        ens = Ensemble(whitelist=whitelist)
-        try:
-            for m in ens.members:
-                ens.run(m)
-            deadline = time.monotonic() + 30
-            while not any(m.mode() == "leader" for m in ens.members) and time.monotonic() < deadline:
-                time.sleep(0.3)
-            time.sleep(1.0)
-            save(state, "server", ens.members[0])
-        finally:
-            ens.close()
-
-
-if __name__ == "__main__":
-    import sys
-
-    capture(Path(sys.argv[1]))

@@ -1,6 +1,6 @@
 """ZooKeeper 4lw parsing and per-server classification, on replies recorded from a real 3.8.0 ensemble.
 
-The fixtures under tests/fixtures/zookeeper/ were written by `python -m tests.integration.zk_ensemble DIR`
+The fixtures under tests/fixtures/zookeeper/ were written by `python -m tests.integration.zk_capture DIR`
 against Debian's zookeeper package; each state directory holds one server's ruok/srvr/mntr/isro replies.
 """
 
