@@ -14,7 +14,12 @@ from tests.golden import exposition, split
 
 def cycles(name: str, n: int, **settings: object) -> list[tuple[str, list]]:  # type: ignore[type-arg]
     """`n` collections of fixture `name`: (exposition, health results) each."""
-    c, _ = replay_collector(name, **settings)
+    return cycles_of(recording(name), n, **settings)
+
+
+def cycles_of(rec: dict, n: int, **settings: object) -> list[tuple[str, list]]:  # type: ignore[type-arg]
+    settings.setdefault("nvml_events", False)
+    c, _ = replay_collector(rec, **settings)
     out = []
     try:
         for _ in range(n):
@@ -142,3 +147,21 @@ def test_kernel_log_xids_map_to_the_gpu_by_pci_id(tmp_path: Path) -> None:
 def test_a_fixture_file_keeps_its_json_format() -> None:
     for path in NVML.glob("h200-*.json"):
         assert json.loads(path.read_text())["format"] == "gpuwarden-nvml-recording/1", path.name
+
+
+def test_nvml_that_refuses_to_start_on_a_node_with_a_driver_asks_for_a_config_fix() -> None:
+    rec = {**recording("h200-idle"), "script": {"init_error": "nvmlInit failed: NVML_ERROR_NO_PERMISSION"}}
+    [(text, results)] = cycles_of(rec, 1)
+    driver = health(results, "gpu.driver")
+    assert (driver.state, driver.suggested_action) == (State.UNKNOWN, Action.FIX_CONFIG)
+    assert driver.reason == "NVML cannot start: nvmlInit failed: NVML_ERROR_NO_PERMISSION"
+    assert "gpuwarden_gpu_nvml_up 0.0" in text
+
+
+def test_a_failing_device_count_is_driver_health_not_a_crash() -> None:
+    rec = {**recording("h200-idle"), "script": {"device_count": {"sequence": [1, {"error": 999}]}}}
+    (_, first), (text, second) = cycles_of(rec, 2)
+    assert health(first, "gpu.driver").state is State.HEALTHY
+    driver = health(second, "gpu.driver")
+    assert driver.state is State.UNHEALTHY and "NVML_ERROR_UNKNOWN" in driver.reason
+    assert "gpuwarden_gpu_nvml_up 0.0" in text

@@ -60,7 +60,7 @@ class GpuCollector:
         self._backend = backend  # None: built from settings on the first cycle (no slow I/O here)
         self._thread: NvmlThread | None = None
         self._system: dict[str, Any] | None = None
-        self._unavailable: str | None = None
+        self._unavailable: NvmlUnavailable | None = None
         self.identity: dict[int, tuple[str, str]] = {}  # index → (uuid, pci bus id)
         self._previous: dict[int, dict[str, Any]] = {}
         self._slow: dict[int, dict[str, Any]] = {}
@@ -93,7 +93,7 @@ class GpuCollector:
         try:
             self._system = self._thread.run("nvmlInit", self._backend.init, self.settings.call_timeout)
         except NvmlUnavailable as err:
-            self._unavailable = str(err)
+            self._unavailable = err
             return
         if self.settings.nvml_events and self.watcher is None:
             self.watcher = XidWatcher(self._backend, self.log)
@@ -125,9 +125,13 @@ class GpuCollector:
                 self._start()
             if self._system is None:
                 fams.add("gpuwarden_gpu_nvml_up", 0)
-                results.append(HealthResult("gpu.driver", State.UNKNOWN, f"unsupported: {self._unavailable}"))
+                results.append(_unavailable_health(self._unavailable))
             else:
                 slow = self._cycle(fams, results)
+        except NvmlCallError as err:  # nvmlDeviceGetCount itself failed: the driver is in trouble
+            fams, slow = Families(CATALOG), []
+            fams.add("gpuwarden_gpu_nvml_up", 0)
+            results = [HealthResult("gpu.driver", State.UNHEALTHY, f"NVML error: {err}", Action.REBOOT_NODE)]
         except DriverUnresponsive as err:
             fams, slow = Families(CATALOG), []  # samples from a cycle that hung would mislead: drop them
             fams.add("gpuwarden_gpu_nvml_up", 0)
@@ -223,6 +227,12 @@ class GpuCollector:
             if result is not None:
                 results.append(result)
         return True
+
+
+def _unavailable_health(err: NvmlUnavailable | None) -> HealthResult:
+    if err is None or err.no_driver:
+        return HealthResult("gpu.driver", State.UNKNOWN, f"unsupported: {err}")
+    return HealthResult("gpu.driver", State.UNKNOWN, f"NVML cannot start: {err}", Action.FIX_CONFIG)
 
 
 def _all_snapshots(

@@ -46,7 +46,12 @@ class NvmlCallError(Exception):
 
 
 class NvmlUnavailable(Exception):
-    """NVML cannot start on this machine (no driver, no library): the collector is unsupported here."""
+    """NVML cannot start. `no_driver`: there is no NVIDIA driver at all, so GPUs are unsupported here;
+    otherwise the driver is there but refuses (permissions, a version mismatch): something to fix."""
+
+    def __init__(self, reason: str, no_driver: bool = True) -> None:
+        super().__init__(reason)
+        self.no_driver = no_driver
 
 
 def error_name(code: int) -> str:

@@ -61,7 +61,9 @@ class NvmlBackend:
                 raise NvmlUnavailable("no NVIDIA driver: libnvidia-ml.so.1 not found") from None
             if code == DRIVER_NOT_LOADED:
                 raise NvmlUnavailable("no NVIDIA driver: the kernel module is not loaded") from None
-            raise NvmlUnavailable(f"nvmlInit failed: NVML_ERROR_{error_name(code)}") from None
+            raise NvmlUnavailable(
+                f"nvmlInit failed: NVML_ERROR_{error_name(code)}", no_driver=False
+            ) from None
         self._nvml = pynvml
         count = pynvml.nvmlDeviceGetCount()
         self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]

@@ -5,7 +5,7 @@ tests/fixtures/nvml/derive_faults.py). An answer is `{"value": v}`, `{"error": c
 (never returns until shutdown, like a driver stuck in D state).
 - `script.devices[i][key]`: an answer, or `{"sequence": [answer, ...]}`: one per call, the last repeats.
   An ECC storm is a corrected-error counter that climbs; a lost GPU answers `{"error": 15}`.
-- `script.device_count`: a number or `{"sequence": [...]}` (a GPU that fell off the bus).
+- `script.device_count`: a number or `{"sequence": [...]}` of numbers or errors (a GPU fell off the bus).
 - `script.init_error`: a reason; init raises NvmlUnavailable (no driver).
 - `script.xid_events`: `[{"gpu": 0, "xid": 79}]`, delivered once each by `wait_event`.
 """
@@ -44,11 +44,14 @@ class ReplayBackend:
 
     def init(self) -> dict[str, Any]:
         if self._init_error:
-            raise NvmlUnavailable(self._init_error)
+            raise NvmlUnavailable(self._init_error, no_driver=self._init_error.startswith("no NVIDIA driver"))
         return dict(self.recording["system"])
 
     def device_count(self) -> int:
-        return int(self._step(-1, "device_count", self._count_script))
+        answer = self._step(-1, "device_count", self._count_script)
+        if isinstance(answer, dict):
+            raise NvmlCallError(int(answer["error"]), "nvmlDeviceGetCount")
+        return int(answer)
 
     def query(self, index: int, key: str) -> Any:
         fn = BY_KEY[key].fn
