@@ -103,7 +103,7 @@ class Registration:
 
     def _payload(self) -> bytes:
         with self._lock:
-            info = {**self._info, "registered_at": time.time()}
+            info = {**self._info, "updated_at": time.time()}
         return json.dumps(info, sort_keys=True).encode("utf-8")
 
     def _on_state(self, state: str) -> None:
