@@ -8,7 +8,7 @@ then. The daemon calls `refresh()` after a collection cycle to publish the node'
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from gpuwarden.fleet.budget import FleetBudget, Lease
@@ -16,6 +16,21 @@ from gpuwarden.fleet.client import FleetClient
 from gpuwarden.fleet.election import FleetLeader
 from gpuwarden.fleet.registration import Registration
 from gpuwarden.fleet.settings import FleetSection
+from gpuwarden.health import HealthResult, worst
+
+
+def summarize(
+    results: Iterable[HealthResult], version: str, gpus: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
+    """The registration payload: what `gpuwarden fleet ls` shows for this node. Bounded: states only,
+    no reasons (a znode holds at most 1 MB and every agent's node is read by `fleet ls`)."""
+    results = list(results)
+    return {
+        "version": version,
+        "health": str(worst([r.state for r in results])),
+        "components": {r.component: str(r.state) for r in results},
+        "gpus": [dict(g) for g in gpus],
+    }
 
 
 class FleetMember:

@@ -1,4 +1,5 @@
-"""`gpuwarden zk-check` and `gpuwarden fleet ls` argument and config handling (no ensemble needed)."""
+"""`gpuwarden zk-check` and `gpuwarden fleet ls` argument and config handling, and the registration
+summary (no ensemble needed)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from gpuwarden import cli
+from gpuwarden.fleet.member import summarize
+from gpuwarden.health import HealthResult, State
 
 
 def closed_port() -> int:
@@ -60,3 +63,17 @@ def test_fleet_ls_when_zookeeper_is_unreachable_exits_69_with_one_line(
     err = capsys.readouterr().err
     assert err.startswith("gpuwarden: fleet unavailable: cannot reach ZooKeeper at 127.0.0.1:")
     assert "Traceback" not in err
+
+
+def test_the_registration_summary_carries_the_worst_state_and_each_component() -> None:
+    results = [
+        HealthResult("node.memory", State.HEALTHY, "ok"),
+        HealthResult("zookeeper.quorum", State.DEGRADED, "2 of 3 voters in sync"),
+    ]
+    summary = summarize(results, "0.1.0", [{"index": 0, "uuid": "GPU-1"}])
+    assert summary == {
+        "version": "0.1.0",
+        "health": "DEGRADED",
+        "components": {"node.memory": "HEALTHY", "zookeeper.quorum": "DEGRADED"},
+        "gpus": [{"index": 0, "uuid": "GPU-1"}],
+    }
