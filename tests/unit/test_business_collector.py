@@ -339,3 +339,17 @@ def test_a_mapping_override_replaces_one_signal_of_a_profile(target: Target) -> 
     got = values(metrics)
     assert got["gpuwarden_inference_error_ratio"] == pytest.approx(0.1)  # the 4xx count did not move
     assert got["gpuwarden_inference_latency_seconds{quantile=0.99}"] == pytest.approx(5.5)  # rest kept
+
+
+def test_label_values_are_read_as_utf8_whatever_the_content_type_says(target: Target) -> None:
+    # The target says `text/plain; version=0.0.4` without a charset; a regex on a Chinese model name
+    # only matches if the body was decoded as UTF-8.
+    clock = Clock()
+    override = {"requests": {"metric": "http_requests_total", "match": {"model": "通义.*"}}}
+    collector = make(target.url, clock, mapping=override)
+    got: dict[str, float] = {}
+    for count in (7, 22):
+        target.body = f'http_requests_total{{handler="/v1/completions",model="通义千问"}} {count}\n'.encode()
+        got = values(split(collector.collect())[0])
+        clock.t += 15
+    assert got["gpuwarden_inference_requests_per_second"] == 1.0

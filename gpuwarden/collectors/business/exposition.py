@@ -43,7 +43,8 @@ def fetch(session: requests.Session, url: str, timeout: float) -> str:
         raise ScrapeError(f"scrape of {url} failed: {err}") from None
     if response.status_code != 200:
         raise ScrapeError(f"scrape of {url} returned HTTP {response.status_code}")
-    return response.text
+    # The text format is UTF-8 by specification; requests would assume ISO-8859-1 for a bare text/plain.
+    return response.content.decode("utf-8", errors="replace")
 
 
 def _root_cause(err: BaseException) -> str:
