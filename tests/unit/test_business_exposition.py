@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gpuwarden.collectors.business.exposition import Exposition, ScrapeError, filter_lines, wanted_names
 from gpuwarden.collectors.business.profiles import INFERENCE_HANDLERS, PROFILES
@@ -72,3 +74,25 @@ def test_nan_samples_are_no_value_not_a_poisoned_sum() -> None:
     exp = Exposition.parse(text)
     assert list(exp.select(Selector(metric="q")).values()) == [7.0]
     assert exp.gauge(Selector(metric="g")) is None
+
+
+BASES = ("nv_inference_count", "vllm:e2e", "http_requests", "app_queue")
+SUFFIXES = ("", "_total", "_bucket", "_count", "_sum", "_created", "_total_bucket")
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(BASES), st.sampled_from(SUFFIXES), st.integers(0, 3), st.integers(0, 99)),
+        max_size=40,
+    ),
+    st.sampled_from(BASES),
+    st.sampled_from(SUFFIXES),
+)
+def test_the_line_filter_never_drops_a_line_a_selector_reads(
+    lines: list[tuple[str, str, int, int]], base: str, suffix: str
+) -> None:
+    text = "".join(f'{b}{s}{{le="{le}",k="{v % 3}"}} {v}\n' for b, s, le, v in lines)
+    sel = Selector(metric=base + suffix)
+    full, filtered = Exposition.parse(text), Exposition.parse(text, wanted_names([sel]))
+    for read in ("", "_bucket", "_sum", "_count"):
+        assert filtered.select(sel, read) == full.select(sel, read)
