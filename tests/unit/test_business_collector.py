@@ -353,3 +353,16 @@ def test_label_values_are_read_as_utf8_whatever_the_content_type_says(target: Ta
         got = values(split(collector.collect())[0])
         clock.t += 15
     assert got["gpuwarden_inference_requests_per_second"] == 1.0
+
+
+def test_an_idle_server_has_zero_qps_and_no_ratio_or_quantiles_rather_than_made_up_ones(
+    target: Target,
+) -> None:
+    metrics, health = run(target, ["vllm-1", "vllm-1"])
+    got = values(metrics)
+    assert got["gpuwarden_inference_requests_per_second"] == 0
+    assert not any(
+        k.startswith(("gpuwarden_inference_error_ratio", "gpuwarden_inference_latency")) for k in got
+    )
+    (errors,) = [h for h in health if h.component == "business.errors"]
+    assert errors.state == State.HEALTHY and "0 requests in 15s" in errors.reason
