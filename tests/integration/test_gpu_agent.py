@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.nvml.support import NVML
+from tests.fixtures.nvml.support import NVML, kmsg_logged
 from tests.integration.agent_process import AgentProcess, free_port, get, only_collectors
 
 pytestmark = pytest.mark.integration
@@ -41,7 +41,7 @@ def threads(pid: int) -> int:
 
 @pytest.fixture
 def replayed(tmp_path: Path) -> Iterator[tuple[AgentProcess, str]]:
-    (tmp_path / "kmsg").write_text((NVML / "kmsg-xid.txt").read_text())
+    (tmp_path / "kmsg").write_text(kmsg_logged((NVML / "kmsg-xid.txt").read_text()))
     proc, url = start(
         tmp_path, {"backend": "replay", "replay_file": str(NVML / "h200-busy.json"), "expected_gpus": 1}
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gpuwarden.health import Action, State
 from tests.fixtures.nvml.derive_faults import derive, render
-from tests.fixtures.nvml.support import NVML, health, recording, replay_collector
+from tests.fixtures.nvml.support import NVML, health, kmsg_logged, recording, replay_collector
 from tests.golden import exposition, split
 
 
@@ -110,7 +110,7 @@ def test_an_nvml_xid_79_event_is_counted_and_asks_for_a_reboot() -> None:
 
 def test_the_kernel_log_and_nvml_report_one_xid_once(tmp_path: Path) -> None:
     (tmp_path / "kmsg").write_text(
-        "4,1,7200999,-;NVRM: Xid (PCI:0000:00:06): 79, pid=1, GPU has fallen off the bus.\n"
+        kmsg_logged("4,1,7200999,-;NVRM: Xid (PCI:0000:00:06): 79, pid=1, GPU has fallen off the bus.\n")
     )
     c, _ = replay_collector("h200-xid79", devfs=tmp_path)
     try:
@@ -129,7 +129,7 @@ def test_the_kernel_log_and_nvml_report_one_xid_once(tmp_path: Path) -> None:
 
 
 def test_kernel_log_xids_map_to_the_gpu_by_pci_id(tmp_path: Path) -> None:
-    (tmp_path / "kmsg").write_text((NVML / "kmsg-xid.txt").read_text())
+    (tmp_path / "kmsg").write_text(kmsg_logged((NVML / "kmsg-xid.txt").read_text()))
     c, _ = replay_collector("h200-idle", devfs=tmp_path, nvml_events=False)
     try:
         ms, results = split(c.collect())
@@ -165,3 +165,23 @@ def test_a_failing_device_count_is_driver_health_not_a_crash() -> None:
     driver = health(second, "gpu.driver")
     assert driver.state is State.UNHEALTHY and "NVML_ERROR_UNKNOWN" in driver.reason
     assert "gpuwarden_gpu_nvml_up 0.0" in text
+
+
+def test_an_xid_logged_long_before_the_agent_started_keeps_its_time_and_no_longer_hurts_health(
+    tmp_path: Path,
+) -> None:
+    age = min(600.0, time.monotonic() / 2)  # kmsg stamps count from boot: stay within this machine's uptime
+    line = "4,1,1,-;NVRM: Xid (PCI:0000:00:06): 48, pid=1, DBE (0x1,0x2)\n"
+    (tmp_path / "kmsg").write_text(kmsg_logged(line, seconds_ago=age))
+    c, _ = replay_collector("h200-idle", devfs=tmp_path, nvml_events=False, xid_lookback=age / 2)
+    try:
+        before = time.time()
+        ms, results = split(c.collect())
+    finally:
+        c.close()
+    sample = next(
+        s for m in ms for s in m.samples if s.name == "gpuwarden_gpu_xid_last_seen_timestamp_seconds"
+    )
+    assert abs(sample.value - (before - age)) < 1  # the kernel's stamp, not the time we read it
+    assert 'xid="48"} 1.0' in exposition(ms)
+    assert health(results, "gpu0.xid").state is State.HEALTHY  # older than xid_lookback

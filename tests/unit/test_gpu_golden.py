@@ -10,7 +10,7 @@ from gpuwarden.catalog import catalog_names
 from gpuwarden.collectors.gpu import metrics
 from gpuwarden.collectors.gpu.queries import FIELDS, FIELDS_SLOW
 from gpuwarden.health import State
-from tests.fixtures.nvml.support import NVML, health, recording, replay_collector
+from tests.fixtures.nvml.support import NVML, health, kmsg_logged, recording, replay_collector
 from tests.golden import assert_golden, exposition, split
 
 
@@ -50,7 +50,7 @@ def test_the_first_and_later_cycles_export_the_same_series() -> None:
 
 
 def test_everything_in_the_catalog_is_emitted_except_what_the_h200_answered_not_supported(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / "kmsg").write_text((NVML / "kmsg-xid.txt").read_text())
+    (tmp_path / "kmsg").write_text(kmsg_logged((NVML / "kmsg-xid.txt").read_text()))
     c, _ = replay_collector("h200-busy", devfs=tmp_path, expected_gpus=1)
     try:
         emitted = names(list(c.collect()))

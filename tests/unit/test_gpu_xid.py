@@ -44,9 +44,9 @@ def test_nvml_and_kernel_pci_ids_normalise_to_the_same_key() -> None:
 
 
 def test_a_kmsg_record_yields_its_message_without_the_header() -> None:
-    assert (
-        record_message("4,1005,7200123,-;NVRM: Xid (PCI:0000:00:06): 119, x")
-        == "NVRM: Xid (PCI:0000:00:06): 119, x"
+    assert record_message("4,1005,7200123,-;NVRM: Xid (PCI:0000:00:06): 119, x") == (
+        7.200123,
+        "NVRM: Xid (PCI:0000:00:06): 119, x",
     )
 
 
@@ -58,12 +58,12 @@ def test_no_text_makes_the_parser_raise(text: str) -> None:
 
 def test_the_reader_returns_only_new_records_on_each_poll(tmp_path) -> None:  # type: ignore[no-untyped-def]
     kmsg = tmp_path / "kmsg"
-    kmsg.write_text("6,1,1,-;first\n6,2,2,-;sec")
+    kmsg.write_text("6,1,1000000,-;first\n SUBSYSTEM=pci\n6,2,2000000,-;sec")
     reader = KmsgReader(str(kmsg))
-    assert reader.poll() == ["first"]
+    assert reader.poll() == [(1.0, "first")]
     with kmsg.open("a") as f:
-        f.write("ond\n6,3,3,-;third\n")
-    assert reader.poll() == ["second", "third"]
+        f.write("ond\n6,3,3000000,-;third\n")
+    assert reader.poll() == [(2.0, "second"), (3.0, "third")]
     assert reader.poll() == []
     reader.close()
 

@@ -42,10 +42,17 @@ def parse_line(message: str) -> tuple[tuple[int, int, int] | None, int, str] | N
     return None
 
 
-def record_message(record: str) -> str:
-    """One /dev/kmsg record `PRI,SEQ,TS,FLAGS;message` → message (continuation lines dropped)."""
+def record_message(record: str) -> tuple[float | None, str]:
+    """One /dev/kmsg record `PRI,SEQ,TS,FLAGS;message` → (seconds since boot, message).
+
+    TS is microseconds of the kernel's local_clock, which counts from boot like CLOCK_MONOTONIC
+    (Documentation/ABI/testing/dev-kmsg)."""
     head, sep, message = record.partition(";")
-    return message.split("\n", 1)[0] if sep else record
+    if not sep:
+        return None, record
+    fields = head.split(",")
+    ts = int(fields[2]) / 1e6 if len(fields) > 2 and fields[2].isdigit() else None
+    return ts, message
 
 
 class KmsgReader:
@@ -60,7 +67,7 @@ class KmsgReader:
         self._partial = b""
         self.error: str | None = None
 
-    def poll(self) -> list[str]:
+    def poll(self) -> list[tuple[float | None, str]]:
         if self._fd is None:
             try:
                 self._fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
@@ -85,7 +92,12 @@ class KmsgReader:
         data = self._partial + b"".join(chunks)
         lines = data.split(b"\n")
         self._partial = lines.pop()
-        return [record_message(line.decode("utf-8", errors="replace")) for line in lines if line]
+        # Continuation lines (" SUBSYSTEM=pci") start with a space and carry no header: not messages.
+        return [
+            record_message(line.decode("utf-8", errors="replace"))
+            for line in lines
+            if line[:1] != b" " and line
+        ]
 
     def close(self) -> None:
         if self._fd is not None:

@@ -6,6 +6,7 @@ the XID that explains why (79, 119 and 120 often come with a hang).
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from gpuwarden.catalog import Families
@@ -24,7 +25,8 @@ def collect_xids(c: GpuCollector, fams: Families, results: list[HealthResult], n
         events += [(e, str(e.gpu)) for e in c.watcher.drain()]
     if c.kmsg is not None:
         by_pci = {pci_key(pci): i for i, (_, pci) in c.identity.items()}
-        for message in c.kmsg.poll():
+        mono = time.monotonic()
+        for since_boot, message in c.kmsg.poll():
             parsed = parse_line(message)
             if parsed is None:
                 continue
@@ -32,7 +34,9 @@ def collect_xids(c: GpuCollector, fams: Families, results: list[HealthResult], n
             index = by_pci.get(key) if key else None
             gpu = str(index) if index is not None else bus_label(key)
             source = "kmsg" if form == "xid" else "kmsg-text"
-            events.append((XidEvent(index if index is not None else -1, xid, source, now), gpu))
+            # When it happened, not when we read it: the first read after a start sees XIDs since boot.
+            when = min(now, now - (mono - since_boot)) if since_boot is not None else now
+            events.append((XidEvent(index if index is not None else -1, xid, source, when), gpu))
         fams.add("gpuwarden_gpu_xid_source_up", c.kmsg.error is None, source="kmsg")
     for event, gpu in events:
         c.xids.add(event, gpu)
