@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gpuwarden.collectors.business.exposition import Exposition, ScrapeError, filter_lines, wanted_names
@@ -80,6 +80,8 @@ BASES = ("nv_inference_count", "vllm:e2e", "http_requests", "app_queue")
 SUFFIXES = ("", "_total", "_bucket", "_count", "_sum", "_created", "_total_bucket")
 
 
+@settings(max_examples=300)
+@example(lines=[("nv_inference_count", "_total_bucket", 0, 0)], base="nv_inference_count", suffix="")
 @given(
     st.lists(
         st.tuples(st.sampled_from(BASES), st.sampled_from(SUFFIXES), st.integers(0, 3), st.integers(0, 99)),

@@ -67,7 +67,11 @@ def _wanted(name: str, names: set[str]) -> bool:
     if name in names:
         return True
     cut = name.rfind("_")
-    return cut > 0 and name[cut:] in _SUFFIXES and name[:cut] in names
+    if cut <= 0 or name[cut:] not in _SUFFIXES:
+        return False
+    # `x_total_bucket` belongs to a histogram named `x_total`, which a selector may call `x`.
+    stem = name[:cut]
+    return stem in names or stem.removesuffix("_total") in names
 
 
 def filter_lines(text: str, names: set[str]) -> str:
