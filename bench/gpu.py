@@ -190,6 +190,34 @@ def profile() -> None:
     backend.shutdown()
 
 
+def split_cycle(c: GpuCollector) -> None:
+    """One cycle's parts: the NVML job through the thread, and the main thread's Python (cProfile)."""
+    import cProfile
+    import io
+    import pstats
+
+    from gpuwarden.collectors.gpu import _all_snapshots
+    from gpuwarden.collectors.gpu.queries import FAST
+
+    list(c.collect())
+    list(c.collect())
+    thread, backend = c._thread, c._backend
+    assert thread is not None and backend is not None
+    job = timed(lambda: thread.run("job", lambda: _all_snapshots(backend, FAST, c._unsupported), 2.0), 300)
+    whole = timed(lambda: list(c.collect()), 300)
+    print(f"  NVML job through the thread: {p(job, 50) * 1e3:.3f} ms;", end="")
+    print(f" whole collect(): {p(whole, 50) * 1e3:.3f} ms")
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(300):
+        list(c.collect())
+    prof.disable()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).strip_dirs().sort_stats("tottime").print_stats(14)
+    print("  main thread, 300 cycles under cProfile (tottime):")
+    print("\n".join("    " + line for line in out.getvalue().splitlines() if line.strip()[:1].isdigit()))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cycles", type=int, default=500)
@@ -236,6 +264,8 @@ def main() -> int:
 
     print("\n## 3. where the time goes (p50 of steady-state calls, after warm-up)")
     profile()
+    split_cycle(c2 := collector())
+    c2.close()
 
     print("\n## 4. XID event thread")
     ctx = CollectorContext(Paths(), logging.getLogger("bench"), AgentConfig())
