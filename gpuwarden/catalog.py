@@ -18,7 +18,9 @@ from prometheus_client.core import (
     Metric,
 )
 
-Kind = Literal["gauge", "counter", "histogram"]
+# "summary" is for quantile series (label `quantile`): promtool rejects a `quantile` label on a gauge, and
+# a summary may carry just its quantiles (no _sum/_count) when the window's totals are not counters.
+Kind = Literal["gauge", "counter", "histogram", "summary"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class MetricSpec:
             return CounterMetricFamily(self.name, self.help, labels=labels)
         if self.kind == "histogram":
             return HistogramMetricFamily(self.name, self.help, labels=labels)
+        if self.kind == "summary":
+            return Metric(self.name, self.help, "summary")
         return GaugeMetricFamily(self.name, self.help, labels=labels)
 
 
@@ -58,7 +62,10 @@ class Families:
 
     def add(self, name: str, value: float, **labels: str) -> None:
         family, values = self._family(name, labels)
-        family.add_metric(values, float(value))  # type: ignore[attr-defined]
+        if family.type == "summary":
+            family.add_sample(name, dict(zip(self._specs[name].labels, values, strict=True)), float(value))
+        else:
+            family.add_metric(values, float(value))  # type: ignore[attr-defined]
 
     def add_histogram(
         self, name: str, buckets: Sequence[tuple[str, float]], sum_value: float, **labels: str

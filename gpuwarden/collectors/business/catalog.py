@@ -38,7 +38,7 @@ CATALOG = (
     ),
     MetricSpec(
         "gpuwarden_inference_latency_seconds",
-        "gauge",
+        "summary",
         "End-to-end request latency quantile over the window (histogram interpolation) or from the "
         "server's summary.",
         labels=("quantile",),
@@ -46,7 +46,7 @@ CATALOG = (
     ),
     MetricSpec(
         "gpuwarden_inference_time_to_first_token_seconds",
-        "gauge",
+        "summary",
         "Time-to-first-token quantile over the window, for streaming LLM servers (histogram interpolation).",
         labels=("quantile",),
         unit="seconds",
