@@ -9,11 +9,11 @@ hold each lease for `--hold` seconds, and release it. Measured from one run, pee
   holder's own hold interval, and from a ZooKeeper watch on the lease pool), acquisition latency
   p50/p99, and the ratio ours/peer.
 
-Part 2, quorum loss detection: the quorum checker probes every `--interval` seconds (0.5 s as in the
-issue); one server is killed (DEGRADED), then the second one (SIGKILL). Printed per trial: time from the
-second kill to the checker's first NO_QUORUM verdict, against the peer `echo srvr | nc <survivor> | grep
-Mode` polled at the same interval (what on-call runs today), and `ruok` on the survivor, which never
-notices.
+Part 2, quorum loss detection: the quorum checker probes every `--interval` seconds (0.5 s by default;
+the target is NO_QUORUM within 1 s); one server is killed (DEGRADED), then the second one (SIGKILL).
+Printed per trial: time from the second kill to the checker's first NO_QUORUM verdict, against the peer
+`echo srvr | nc <survivor> | grep Mode` polled at the same interval (what on-call runs today), and `ruok`
+on the survivor, which never notices.
 
 Run: `python bench/fleet.py` (about 1-2 minutes on 2 cores). Results: bench/results/fleet.txt.
 """

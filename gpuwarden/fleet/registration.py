@@ -1,6 +1,6 @@
 """Agent registration: one ephemeral znode per agent, re-created whenever the session is replaced.
 
-kazoo does not re-create ephemeral nodes after a session expires (kazoo issues #491, #600): the server
+kazoo does not re-create ephemeral nodes after a session expires (kazoo #491, #600 on GitHub): the server
 deletes them with the session and the client comes back CONNECTED on a *new* session. The state listener
 only flips a flag and hands the work to `handler.spawn`, because a listener runs on kazoo's connection
 thread and must never block or call ZooKeeper (kazoo #381, #405, #355).
