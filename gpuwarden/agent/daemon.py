@@ -20,6 +20,10 @@ from gpuwarden.agent.runner import Runner
 from gpuwarden.agent.sdnotify import Notifier
 from gpuwarden.agent.server import HTTPServer
 from gpuwarden.config import AgentConfig, ConfigError
+from gpuwarden.fleet.member import FleetMember, summarize
+
+# How often the fleet registration republishes this node's health summary.
+FLEET_REFRESH_SECONDS = 15.0
 
 
 class Agent:
@@ -43,6 +47,7 @@ class Agent:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self.server: HTTPServer | None = None
+        self.fleet: FleetMember | None = None
         self._wake = threading.Event()
         self._stop = False
         self._reload = False
@@ -61,6 +66,7 @@ class Agent:
         self.server = self._start_server(self.config)
         self.log.info("gpuwarden %s serving on %s", gpuwarden.__version__, self.server.address)
         self.scheduler.start()
+        self._install_fleet(self.config, None)
         self._install_collectors(self.config)
         names = ", ".join(self.runner.names()) or "none"
         self.notifier.notify("READY=1", f"STATUS=serving on {self.server.address}; collectors: {names}")
@@ -90,9 +96,14 @@ class Agent:
         if self.server:
             self.server.stop()
         # Closing can block on a hung driver; never let it hold up the exit past systemd's patience.
-        closer = threading.Thread(target=self.runner.close, name="close", daemon=True)
+        closer = threading.Thread(target=self._close_all, name="close", daemon=True)
         closer.start()
         closer.join(timeout=2.0)
+
+    def _close_all(self) -> None:
+        if self.fleet:
+            self.fleet.stop()  # deletes the ephemeral registration now, not a session timeout later
+        self.runner.close()
 
     def _watchdog(self) -> None:
         interval = self.notifier.watchdog_interval or 1.0
@@ -139,6 +150,22 @@ class Agent:
         for name in self.runner.names():
             interval = config.collector_settings(name).interval
             self.scheduler.add_job(self.runner.run, "interval", seconds=interval, args=[name], id=name)
+        if self.fleet:
+            self.fleet.refresh()
+            self.scheduler.add_job(self.fleet.refresh, "interval", seconds=FLEET_REFRESH_SECONDS, id="fleet")
+
+    def _install_fleet(self, config: AgentConfig, old: AgentConfig | None) -> None:
+        """Join the fleet (never blocks: the session connects in the background); rejoin on a new config."""
+        if old is not None and old.fleet == config.fleet:
+            return
+        if self.fleet:
+            self.fleet.stop()
+            self.fleet = None
+        if config.fleet.enabled:
+            self.fleet = FleetMember(
+                config.fleet, lambda: summarize(self.health.results(), gpuwarden.__version__)
+            ).start()
+            self.log.info("joining fleet %s as %s", config.fleet.cluster, config.fleet.node_name())
 
     def reload(self) -> None:
         self.log.info("reloading configuration from %s", self.config_path or "built-in defaults")
@@ -161,6 +188,7 @@ class Agent:
             self.server = self._start_server(new)
             self.log.info("now serving on %s", self.server.address)
         self.runner.reload_ok, self.runner.reload_timestamp = True, time.time()
+        self._install_fleet(new, old)
         self._install_collectors(new)
         self.notifier.notify("READY=1", "STATUS=configuration reloaded")
         self.log.info("configuration reloaded")

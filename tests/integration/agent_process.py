@@ -14,6 +14,7 @@ from typing import Any
 import requests
 import yaml
 
+import gpuwarden.collectors  # noqa: F401  (fills the registry)
 from gpuwarden.agent.registry import REGISTRY
 
 
