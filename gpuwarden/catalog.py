@@ -49,7 +49,7 @@ class Families:
         self._specs = {spec.name: spec for spec in catalog}
         self._families: dict[str, Metric] = {}
 
-    def _family(self, name: str, labels: dict[str, str]) -> tuple[Metric, list[str]]:
+    def _family(self, name: str, labels: dict[str, str], /) -> tuple[Metric, list[str]]:
         spec = self._specs.get(name)
         if spec is None:
             raise KeyError(f"metric {name} is not in the catalog")
@@ -60,7 +60,7 @@ class Families:
             family = self._families[name] = spec.new_family()
         return family, [str(labels[label]) for label in spec.labels]
 
-    def add(self, name: str, value: float, **labels: str) -> None:
+    def add(self, name: str, value: float, /, **labels: str) -> None:
         family, values = self._family(name, labels)
         if family.type == "summary":
             family.add_sample(name, dict(zip(self._specs[name].labels, values, strict=True)), float(value))
@@ -68,7 +68,7 @@ class Families:
             family.add_metric(values, float(value))  # type: ignore[attr-defined]
 
     def add_histogram(
-        self, name: str, buckets: Sequence[tuple[str, float]], sum_value: float, **labels: str
+        self, name: str, buckets: Sequence[tuple[str, float]], sum_value: float, /, **labels: str
     ) -> None:
         """`buckets` are cumulative (upper bound, count) pairs ending with ("+Inf", total)."""
         family, values = self._family(name, labels)

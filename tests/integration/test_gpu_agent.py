@@ -59,7 +59,7 @@ def test_the_agent_serves_the_recorded_h200_and_the_scrape_passes_promtool(
         check.stdout + check.stderr
     ).decode()
     text = body.decode()
-    assert 'gpuwarden_gpu_info{driver_version="580.159.04",gpu="0",model="NVIDIA H200"' in text
+    assert 'gpuwarden_gpu_info{driver_version="580.159.04",gpu="0",name="NVIDIA H200"' in text
     assert 'gpuwarden_gpu_utilization_ratio{gpu="0",uuid="GPU-' in text
     assert 'gpuwarden_collector_success{collector="gpu"} 1.0' in text
     health = components(url)

@@ -61,7 +61,7 @@ CATALOG = (
         "1 when an XID source (nvml, kmsg) is being read.",
         ("source",),
     ),
-    _g("info", "Always 1; GPU identity for joins.", ("model", "pci_bus_id", "driver_version")),
+    _g("info", "Always 1; GPU identity for joins.", ("name", "pci_bus_id", "driver_version")),
     _g("up", "1 when the GPU answered this cycle; 0 when NVML says it is lost or needs a reset."),
     _g("utilization_ratio", "Share of the last sample period a kernel ran on the GPU.", unit="ratio"),
     _g(
@@ -199,7 +199,7 @@ def add_slow(fams: Families, gpu: str, uuid: str, snap: dict[str, Any], driver: 
         1,
         gpu=gpu,
         uuid=uuid,
-        model=str(ok(snap, "name") or ""),
+        name=str(ok(snap, "name") or ""),
         pci_bus_id=pci,
         driver_version=driver,
     )
