@@ -8,7 +8,7 @@ LISTEN ?= 127.0.0.1:9837
 # Alertmanager (+ amtool), node_exporter for the scrape benchmark, systemd-analyze for the unit files.
 DEBIAN_PACKAGES := zookeeper prometheus prometheus-alertmanager prometheus-node-exporter systemd curl ca-certificates openssl
 
-.PHONY: run test lint typecheck bench generate deps-debian venv clean
+.PHONY: run test lint typecheck bench bench-gpu generate deps-debian venv clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -40,6 +40,13 @@ bench: deps-debian venv
 	$(PY) bench/scrape.py
 	$(PY) bench/probe.py
 	$(PY) bench/fleet.py
+	$(PY) bench/network.py
+	$(PY) bench/business.py
+
+# On a GPU node: NVML cycle against nvidia-smi, and the whole agent on the real driver.
+bench-gpu: venv
+	$(PY) bench/gpu.py
+	$(PY) bench/gpu_agent_smoke.py .
 
 # Re-render the generated, committed files (review their diff like code).
 generate: venv
