@@ -4,10 +4,12 @@ Adding a collector: write `collectors/<name>.py` (or a folder) with `@register("
 add its import here.
 """
 
-from gpuwarden.collectors import gpu  # noqa: F401
-from gpuwarden.collectors import node  # noqa: F401
-from gpuwarden.collectors import textfile  # noqa: F401
-from gpuwarden.collectors import network  # noqa: F401
-from gpuwarden.collectors import business  # noqa: F401
-from gpuwarden.collectors import zookeeper  # noqa: F401
-from gpuwarden.collectors import engine  # noqa: F401
+from gpuwarden.collectors import (
+    business,  # noqa: F401
+    engine,  # noqa: F401
+    gpu,  # noqa: F401
+    network,  # noqa: F401
+    node,  # noqa: F401
+    textfile,  # noqa: F401
+    zookeeper,  # noqa: F401
+)
