@@ -39,7 +39,7 @@ class SoftwareRequirements(StrictModel):
 
 class DoctorSettings(StrictModel):
     export_metrics: bool = Field(
-        False,
+        True,
         description="the node collector exports the doctor's findings (gpuwarden_doctor_*) for alerting",
     )
     metrics_interval: float = Field(
