@@ -9,8 +9,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -47,6 +48,19 @@ def samples(worker: WorkerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...
         for s in family.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out
+
+
+T = TypeVar("T")
+
+
+def eventually(read: Callable[[], T], done: Callable[[T], bool], within: float = 5.0) -> T:
+    """`read()` until `done` holds or `within` seconds pass; the last value either way."""
+    deadline = time.monotonic() + within
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        value = read()
+    return value
 
 
 def http_count(worker: WorkerProcess, status: str) -> float:
@@ -118,14 +132,14 @@ def test_error_fault_with_a_duration_ends_by_itself(worker: WorkerProcess) -> No
 def test_latency_fault_slows_requests_and_queues_the_rest(tmp_path: Path) -> None:
     with WorkerProcess(tmp_path, "--max-concurrency", "1") as worker:
         body, _, _ = canary_request(worker.model_dir)
-        worker.fault("latency", latency_s=0.6)
+        worker.fault("latency", latency_s=1.0)
         threads = [threading.Thread(target=infer, args=(worker, body)) for _ in range(3)]
         for t in threads:
             t.start()
-        time.sleep(0.3)
-        m = samples(worker)
-        assert m[("vllm:num_requests_running", (("model_name", "canary"),))] == 1
-        assert m[("vllm:num_requests_waiting", (("model_name", "canary"),))] == 2
+        running = ("vllm:num_requests_running", (("model_name", "canary"),))
+        waiting = ("vllm:num_requests_waiting", (("model_name", "canary"),))
+        m = eventually(lambda: samples(worker), lambda m: m[waiting] == 2, within=0.9)
+        assert m[running] == 1 and m[waiting] == 2
         for t in threads:
             t.join()
         m = samples(worker)
@@ -164,11 +178,9 @@ def test_crash_fault_ends_the_process_with_the_abort_exit_code(worker: WorkerPro
 def test_sigusr1_starts_an_error_burst_and_sigusr2_clears_it(worker: WorkerProcess) -> None:
     body, _, _ = canary_request(worker.model_dir)
     worker.signal(signal.SIGUSR1)
-    time.sleep(0.3)
-    assert infer(worker, body).status_code == 500
+    assert eventually(lambda: infer(worker, body).status_code, lambda code: code == 500) == 500
     worker.signal(signal.SIGUSR2)
-    time.sleep(0.3)
-    assert infer(worker, body).status_code == 200
+    assert eventually(lambda: infer(worker, body).status_code, lambda code: code == 200) == 200
 
 
 def test_memory_fraction_is_reported_as_vllm_cache_config(tmp_path: Path) -> None:
