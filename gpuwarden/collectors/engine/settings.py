@@ -86,7 +86,7 @@ class EngineSettings(CollectorSettings):
     kernel_latency: Literal["auto", "on", "off"] = Field(
         "auto",
         description="time a no-op CUDA kernel launch via cuda-python; auto: only where the driver is usable, "
-        "on: report UNKNOWN health where it is not",
+        "on: report UNKNOWN health where it is not. Holds a CUDA context (524 MiB of GPU memory on an H200)",
     )
     kernel_latency_samples: int = Field(50, ge=1, le=10000, description="launches timed per collection")
     http: HttpProbeSettings = Field(default_factory=HttpProbeSettings, description="http backend")

@@ -24,14 +24,20 @@ from gpuwarden.collectors.engine.settings import TensorRTProbeSettings
 from gpuwarden.worker.manifest import Canary
 
 MODULES = {"tensorrt": ("tensorrt",), "tensorrt_lean": ("tensorrt_lean_bindings", "tensorrt_lean")}
-# TensorRT's own wording for a plan made for another device or release (nvinfer's deserialization checks:
-# "...generated on an incompatible device, expecting compute X got compute Y", "...not compatible with
-# this version of TensorRT, expecting library version X got Y", "Version tag does not match").
+# TensorRT's own wording for a plan made for another device, platform or release (nvinfer's
+# deserialization checks: "...generated on an incompatible device, expecting compute X got compute Y",
+# "...not compatible with this version of TensorRT, expecting library version X got Y", "Version tag does
+# not match"; seen on an H200 with the 11.4 lean runtime: "Platform specific tag mismatch detected.
+# TensorRT plan files are only supported on the target runtime platform they were created on"). A wrong
+# magic tag ("Serialization assertion header.magicTag == kEXPECTED_MAGIC_TAG failed") means the file is
+# no plan at all: corrupt, although that message also says "incompatible serialization version".
 INCOMPATIBLE = re.compile(
     r"incompatible device|not compatible with this version|expecting library version|version tag|"
-    r"compute capability|please rebuild|different (?:version|device)|hardware compatib",
+    r"compute capability|please rebuild|different (?:version|device)|hardware compatib|"
+    r"platform specific tag|target runtime platform",
     re.IGNORECASE,
 )
+MAGIC_TAG = "magicTag"
 
 
 def load_module(preference: str) -> tuple[Any, str]:
@@ -62,7 +68,8 @@ def make_logger(trt: Any) -> Any:
 
 def classify_deserialize_failure(messages: list[str]) -> ProbeFailure:
     text = " | ".join(messages[-4:]) or "deserialize_cuda_engine returned nothing and logged no reason"
-    reason = "incompatible_plan" if any(INCOMPATIBLE.search(m) for m in messages) else "corrupt_plan"
+    incompatible = any(INCOMPATIBLE.search(m) and MAGIC_TAG not in m for m in messages)
+    reason = "incompatible_plan" if incompatible else "corrupt_plan"
     return ProbeFailure(reason, f"TensorRT cannot deserialize the plan: {text}")
 
 
