@@ -27,10 +27,14 @@ from gpuwarden.collectors.business.window import (
     resets,
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian prometheus) not installed"),
-]
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _needs_promtool() -> None:
+    # `make test` installs Debian's prometheus package: a missing promtool is a broken setup, not a skip.
+    assert shutil.which("promtool"), "promtool is missing: `make test` installs Debian's prometheus package"
+
 
 STEP_S = 15
 QUANTILES = (0.5, 0.9, 0.99)

@@ -213,8 +213,7 @@ def test_tampered_model_directory_refuses_to_start_with_exit_65(
 
 
 def test_worker_metrics_break_only_promtools_colon_rule_like_vllm(worker: WorkerProcess) -> None:
-    if not shutil.which("promtool"):
-        pytest.skip("promtool is not installed")
+    assert shutil.which("promtool"), "promtool is missing: `make test` installs Debian's prometheus package"
     text = requests.get(worker.url + "/metrics", timeout=5).content
     check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True)
     problems = [line for line in (check.stdout + check.stderr).decode().splitlines() if line]
