@@ -8,7 +8,7 @@ LISTEN ?= 127.0.0.1:9837
 # Alertmanager (+ amtool), node_exporter for the scrape benchmark, systemd-analyze for the unit files.
 DEBIAN_PACKAGES := zookeeper prometheus prometheus-alertmanager prometheus-node-exporter systemd curl ca-certificates openssl
 
-.PHONY: run test lint typecheck bench bench-gpu generate deps-debian venv clean
+.PHONY: run demo test lint typecheck bench bench-gpu generate deps-debian venv clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,6 +25,15 @@ deps-debian:
 run: venv
 	@echo "gpuwarden: scrape http://$(LISTEN)/metrics   health: http://$(LISTEN)/health"
 	$(VENV)/bin/gpuwarden agent --listen $(LISTEN)
+
+# The agent against the reference worker (KServe v2 + vLLM-style metrics) and a replayed H200.
+demo: venv
+	mkdir -p .demo
+	sed 's#\.demo/#$(CURDIR)/.demo/#' examples/demo.yaml > .demo/agent.yaml
+	$(VENV)/bin/gpuwarden worker --listen 127.0.0.1:8000 --model-dir .demo/model & echo $$! > .demo/worker.pid; \
+	trap 'kill $$(cat .demo/worker.pid) 2>/dev/null' EXIT; sleep 3; \
+	echo "gpuwarden: scrape http://127.0.0.1:9837/metrics   health: http://127.0.0.1:9837/health"; \
+	$(VENV)/bin/gpuwarden agent --config .demo/agent.yaml
 
 lint: venv
 	$(VENV)/bin/ruff check gpuwarden tests bench

@@ -124,8 +124,9 @@ def test_the_built_in_defaults_listen_on_loopback_and_enable_the_node_collector(
     assert cfg.collector_settings("node").enabled
 
 
-def test_the_shipped_example_config_validates(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["check-config", str(ROOT / "examples" / "agent.yaml")]) == 0
+@pytest.mark.parametrize("example", ["agent.yaml", "demo.yaml"])
+def test_the_shipped_example_configs_validate(example: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["check-config", str(ROOT / "examples" / example)]) == 0
     assert capsys.readouterr().out == "OK\n"
 
 
