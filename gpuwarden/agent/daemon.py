@@ -154,6 +154,12 @@ class Agent:
             self.fleet.refresh()
             self.scheduler.add_job(self.fleet.refresh, "interval", seconds=FLEET_REFRESH_SECONDS, id="fleet")
 
+    def _fleet_summary(self) -> dict[str, object]:
+        gpu = self.runner.collector("gpu")
+        inventory = getattr(gpu, "inventory", None)
+        gpus = inventory() if callable(inventory) else []
+        return summarize(self.health.results(), gpuwarden.__version__, gpus)
+
     def _install_fleet(self, config: AgentConfig, old: AgentConfig | None) -> None:
         """Join the fleet (never blocks: the session connects in the background); rejoin on a new config."""
         if old is not None and old.fleet == config.fleet:
@@ -162,9 +168,7 @@ class Agent:
             self.fleet.stop()
             self.fleet = None
         if config.fleet.enabled:
-            self.fleet = FleetMember(
-                config.fleet, lambda: summarize(self.health.results(), gpuwarden.__version__)
-            ).start()
+            self.fleet = FleetMember(config.fleet, self._fleet_summary).start()
             self.log.info("joining fleet %s as %s", config.fleet.cluster, config.fleet.node_name())
 
     def reload(self) -> None:

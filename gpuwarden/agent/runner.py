@@ -129,6 +129,11 @@ class Runner:
             _close(state.collector, name, self.log)
         self.render()
 
+    def collector(self, name: str) -> Collector | None:
+        with self._lock:
+            state = self._states.get(name)
+        return state.collector if state else None
+
     def names(self) -> list[str]:
         with self._lock:
             return list(self._states)

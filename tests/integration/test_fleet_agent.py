@@ -15,6 +15,7 @@ from tests.integration.agent_process import AgentProcess, free_port, only_collec
 from tests.integration.zk_ensemble import Ensemble
 
 pytestmark = pytest.mark.integration
+H200 = Path(__file__).resolve().parents[1] / "fixtures" / "nvml" / "h200-idle.json"
 
 
 def fleet_ls(ensemble: Ensemble, cluster: str) -> list[dict[str, Any]]:
@@ -55,7 +56,9 @@ def test_the_agent_registers_its_health_and_deregisters_on_sigterm(
     cluster = "agent-e2e"
     config = {
         "agent": {"listen": f"127.0.0.1:{free_port()}"},
-        "collectors": only_collectors({"node": {"interval": 1}}),
+        "collectors": only_collectors(
+            {"node": {"interval": 1}, "gpu": {"backend": "replay", "replay_file": str(H200)}}
+        ),
         "fleet": {
             "enabled": True,
             "hosts": zk_ensemble.hosts.split(","),
@@ -68,7 +71,10 @@ def test_the_agent_registers_its_health_and_deregisters_on_sigterm(
         agent.wait_message("READY=1")
         (record,) = wait_agents(zk_ensemble, cluster, 1)
         assert record["node"] == "gpu-node-7"
-        assert record["health"] in {"HEALTHY", "DEGRADED"}, record
+        assert record["health"] in {"HEALTHY", "DEGRADED"}, record  # published after the first collection
+        assert [g["uuid"] for g in record["gpus"]] == [
+            "GPU-a9410846-de97-78cd-d92c-1cd0578a34d7"
+        ]  # replayed H200
     finally:
         assert agent.stop() == 0
     # A clean stop closes the session, so the ephemeral registration goes at once, not after a timeout.

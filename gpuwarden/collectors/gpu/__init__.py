@@ -116,6 +116,13 @@ class GpuCollector:
         if thread:
             thread.stop()
 
+    def inventory(self) -> list[dict[str, object]]:
+        """The GPUs seen so far, for the fleet registration (`gpuwarden fleet ls`)."""
+        return [
+            {"index": index, "uuid": uuid, "pci_bus_id": bus}
+            for index, (uuid, bus) in sorted(self.identity.items())
+        ]
+
     def collect(self) -> Iterator[Item]:
         fams = Families(CATALOG)
         results: list[HealthResult] = []
