@@ -7,8 +7,9 @@ Every key, its type, its default and its description come from the pydantic mode
 from __future__ import annotations
 
 import json
+import types
 import typing
-from typing import Any
+from typing import Any, TypeGuard
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -33,7 +34,7 @@ def _type_name(annotation: Any) -> str:
     args = typing.get_args(annotation)
     if origin is typing.Literal:
         return " \\| ".join(json.dumps(a) for a in args)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in args)
     if origin in (list, tuple, set):
         return f"list of {_type_name(args[0])}" if args else "list"
@@ -51,8 +52,6 @@ def _default(field: FieldInfo) -> str:
         return "required"
     else:
         value = field.default
-    if isinstance(value, BaseModel):
-        return "(section)"
     return "`" + json.dumps(value, default=str).replace("|", "\\|") + "`"
 
 
@@ -66,14 +65,14 @@ def _constraints(field: FieldInfo) -> str:
     return f" ({', '.join(out)})" if out else ""
 
 
-def _is_model(annotation: Any) -> bool:
+def _is_model(annotation: Any) -> TypeGuard[type[BaseModel]]:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def _list_item_model(annotation: Any) -> type[BaseModel] | None:
     args = typing.get_args(annotation)
     if typing.get_origin(annotation) in (list, tuple) and args and _is_model(args[0]):
-        return typing.cast(type[BaseModel], args[0])
+        return args[0]
     return None
 
 
@@ -82,7 +81,7 @@ def _section(model: type[BaseModel], prefix: str, out: list[str]) -> None:
     subsections: list[tuple[type[BaseModel], str]] = []
     for name, field in model.model_fields.items():
         path = f"{prefix}.{name}" if prefix else name
-        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+        if _is_model(field.annotation):
             subsections.append((field.annotation, path))
             continue
         item = _list_item_model(field.annotation)
