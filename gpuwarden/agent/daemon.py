@@ -13,9 +13,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 import gpuwarden
 from gpuwarden import config as configmod
-from gpuwarden.agent import logs
+from gpuwarden.agent import logs, registry
 from gpuwarden.agent.health_store import HealthStore
-from gpuwarden.agent.registry import REGISTRY, Collector, CollectorContext, CollectorSettings
+from gpuwarden.agent.registry import REGISTRY, Collector, CollectorSettings
 from gpuwarden.agent.runner import Runner
 from gpuwarden.agent.sdnotify import Notifier
 from gpuwarden.agent.server import HTTPServer
@@ -122,15 +122,13 @@ class Agent:
         return server
 
     def _build_collectors(self, config: AgentConfig) -> dict[str, tuple[Collector, CollectorSettings]]:
-        ctx_paths = config.paths.paths()
         built: dict[str, tuple[Collector, CollectorSettings]] = {}
-        for name, spec in sorted(REGISTRY.items()):
+        for name in sorted(REGISTRY):
             settings = config.collector_settings(name)
             if not settings.enabled:
                 continue
-            ctx = CollectorContext(paths=ctx_paths, log=self.log.getChild(name), config=config)
             try:
-                built[name] = (spec.factory(settings, ctx), settings)
+                built[name] = (registry.build(name, config, self.log), settings)
             except Exception as err:
                 self.log.error("collector %s cannot start: %s", name, err)
                 self.health.mark_unknown(name, f"collector {name} cannot start: {err}")

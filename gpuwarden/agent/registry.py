@@ -74,3 +74,9 @@ def register(name: str, settings: type[CollectorSettings]) -> Callable[[type], t
         return cls
 
     return decorate
+
+
+def build(name: str, config: AgentConfig, log: logging.Logger) -> Collector:
+    """The collector `name` as the daemon builds it: its settings and the paths from `config`."""
+    ctx = CollectorContext(paths=config.paths.paths(), log=log.getChild(name), config=config)
+    return REGISTRY[name].factory(config.collector_settings(name), ctx)

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gpuwarden.agent.registry import CollectorContext
+from gpuwarden.agent.registry import build
 from gpuwarden.catalog import catalog_names
 from gpuwarden.collectors import node
 from gpuwarden.config import AgentConfig
 from gpuwarden.health import Action, State
-from gpuwarden.paths import Paths
 from tests.golden import assert_golden, exposition, split
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "node"
@@ -21,11 +20,17 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "node"
 
 def make(case: str, **settings: object) -> node.NodeCollector:
     root = FIXTURES / case
-    paths = Paths(procfs=str(root / "proc"), sysfs=str(root / "sys"), rootfs="/")
-    # The doctor's exported findings depend on the machine's packages and driver: tested on their own.
-    config = AgentConfig.model_validate({"doctor": {"export_metrics": False}})
-    ctx = CollectorContext(paths=paths, log=logging.getLogger("test"), config=config)
-    return node.NodeCollector(node.NodeSettings.model_validate(settings), ctx)
+    config = AgentConfig.model_validate(
+        {
+            "paths": {"procfs": str(root / "proc"), "sysfs": str(root / "sys")},
+            "collectors": {"node": settings},
+            # The doctor's exported findings depend on the machine's packages and driver: tested on their own.
+            "doctor": {"export_metrics": False},
+        }
+    )
+    collector = build("node", config, logging.getLogger("test"))
+    assert isinstance(collector, node.NodeCollector)
+    return collector
 
 
 @pytest.mark.parametrize("case", ["debian-host", "thp-always-low-memory", "empty"])

@@ -7,19 +7,19 @@ import os
 import shutil
 from pathlib import Path
 
-from gpuwarden.agent.registry import CollectorContext
-from gpuwarden.collectors.textfile import TextfileCollector, TextfileSettings
+from gpuwarden.agent.registry import build
 from gpuwarden.config import AgentConfig
 from gpuwarden.health import HealthResult, State
-from gpuwarden.paths import Paths
 from tests.golden import exposition, split
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "textfile"
 
 
 def collect(directory: Path) -> tuple[str, list[HealthResult]]:
-    ctx = CollectorContext(paths=Paths(rootfs="/"), log=logging.getLogger("t"), config=AgentConfig())
-    metrics, health = split(TextfileCollector(TextfileSettings(directory=str(directory)), ctx).collect())
+    config = AgentConfig.model_validate(
+        {"collectors": {"textfile": {"enabled": True, "directory": str(directory)}}}
+    )
+    metrics, health = split(build("textfile", config, logging.getLogger("t")).collect())
     return exposition(metrics), health
 
 
