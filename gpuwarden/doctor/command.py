@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gpuwarden.doctor.findings import EXIT_ERROR, Finding, Status, exit_code
+from gpuwarden.doctor.findings import Finding, Status, exit_code
 from gpuwarden.doctor.report import as_json, table
 from gpuwarden.doctor.run import DoctorInputs, run_checks
 
@@ -17,14 +17,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cli(args: argparse.Namespace) -> int:
-    from gpuwarden import config as configmod
+    from gpuwarden.cli import _load_or_exit  # the one place that prints config errors and returns 78
 
-    try:
-        cfg = configmod.load(args.config)
-    except configmod.ConfigError as err:
-        for problem in err.problems:
-            print(f"config error: {problem}", file=sys.stderr)
-        return configmod.EX_CONFIG
+    cfg = _load_or_exit(args.config)
+    if isinstance(cfg, int):
+        return cfg
     network = cfg.collector_settings("network")
     inputs = DoctorInputs(
         settings=cfg.doctor,
@@ -38,7 +35,5 @@ def cli(args: argparse.Namespace) -> int:
         findings = run_checks(inputs)
     except Exception as err:  # run_checks guards each check; this is the last line before a traceback
         findings = [Finding("doctor", Status.ERROR, f"could not run: {type(err).__name__}: {err}")]
-        print(as_json(findings) if args.json else table(findings))
-        return EXIT_ERROR
     print(as_json(findings) if args.json else table(findings))
     return exit_code(findings)
