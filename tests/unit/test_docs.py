@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gpuwarden import docgen
+from gpuwarden.health import Action, State
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,3 +19,8 @@ def test_every_setting_has_a_description() -> None:
     text = docgen.render()
     missing = [line for line in text.splitlines() if line.startswith("| `") and line.endswith("|  |")]
     assert missing == []
+
+
+def test_the_operations_guide_names_every_state_and_suggested_action() -> None:
+    text = (ROOT / "docs" / "operations.md").read_text()
+    assert [s for s in (*State, *Action) if f"`{s}`" not in text] == []
