@@ -13,8 +13,10 @@ from typing import Any
 
 from gpuwarden.collectors.gpu.backend import (
     DRIVER_NOT_LOADED,
+    GPU_IS_LOST,
     LIBRARY_NOT_FOUND,
     NOT_SUPPORTED,
+    TIMEOUT,
     NvmlCallError,
     NvmlUnavailable,
     XidEvent,
@@ -83,8 +85,8 @@ class NvmlBackend:
     def query(self, index: int, key: str) -> Any:
         q = BY_KEY[key]
         nvml = self._nvml
-        if index >= len(self._handles):
-            raise NvmlCallError(GPU_IS_LOST_OR_GONE, q.fn)
+        if index >= len(self._handles):  # a GPU index past the handles opened at init: it fell off since
+            raise NvmlCallError(GPU_IS_LOST, q.fn)
         handle = self._handles[index]
         try:
             if key == "memory":
@@ -132,7 +134,7 @@ class NvmlBackend:
         try:
             data = nvml.nvmlEventSetWait_v2(self._event_set, timeout_ms)
         except nvml.NVMLError as err:
-            if int(err.value) == 10:  # NVML_ERROR_TIMEOUT: no event in this window
+            if int(err.value) == TIMEOUT:  # no event in this window
                 return None
             raise NvmlCallError(int(err.value), "nvmlEventSetWait_v2") from None
         index = self._handle_index.get(_address(data.device), -1)
@@ -148,9 +150,6 @@ class NvmlBackend:
         except self._nvml.NVMLError:
             pass
         self._nvml = None
-
-
-GPU_IS_LOST_OR_GONE = 15  # a GPU index past the handles we opened: it fell off since init
 
 
 def _address(handle: Any) -> int:
