@@ -102,13 +102,11 @@ class NodeCollector:
     def __init__(self, settings: NodeSettings, ctx: CollectorContext) -> None:
         self.settings = settings
         self.paths = ctx.paths
-        # The doctor's preflight findings ride along as gpuwarden_doctor_* so alerts catch drift; imported
-        # lazily because the doctor reuses this module's parsers.
-        self.doctor = None
-        if ctx.config.doctor.export_metrics:
-            from gpuwarden.doctor.metrics import exporter_for
+        # The doctor's findings ride along as gpuwarden_doctor_* so alerts catch drift (None when
+        # doctor.export_metrics is off); imported here because the doctor reuses this module's parsers.
+        from gpuwarden.doctor.metrics import exporter_for
 
-            self.doctor = exporter_for(ctx.config, ctx.paths)
+        self.doctor = exporter_for(ctx.config, ctx.paths)
 
     def close(self) -> None:
         pass

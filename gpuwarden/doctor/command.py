@@ -22,12 +22,9 @@ def cli(args: argparse.Namespace) -> int:
     cfg = _load_or_exit(args.config)
     if isinstance(cfg, int):
         return cfg
-    network = cfg.collector_settings("network")
-    inputs = DoctorInputs(
-        settings=cfg.doctor,
-        paths=cfg.paths.paths(),
-        expected_interfaces=tuple(network.expected_interfaces),
-        expected_ib_ports=network.infiniband_expected_active_ports,
+    inputs = DoctorInputs.from_config(
+        cfg,
+        cfg.paths.paths(),
         checksums=not args.skip_checksums,
         progress=sys.stderr.isatty() and not args.json,
     )

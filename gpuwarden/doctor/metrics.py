@@ -60,15 +60,8 @@ class DoctorExporter:
         yield from fams
 
 
-def exporter_for(config: AgentConfig, paths: Paths) -> DoctorExporter:
-    """The exporter the node collector embeds when `doctor.export_metrics` is on."""
-    network = config.collector_settings("network")
-    return DoctorExporter(
-        DoctorInputs(
-            settings=config.doctor,
-            paths=paths,
-            expected_interfaces=tuple(network.expected_interfaces),
-            expected_ib_ports=network.infiniband_expected_active_ports,
-            checksums=False,
-        )
-    )
+def exporter_for(config: AgentConfig, paths: Paths) -> DoctorExporter | None:
+    """The exporter the node collector embeds; None when `doctor.export_metrics` is off."""
+    if not config.doctor.export_metrics:
+        return None
+    return DoctorExporter(DoctorInputs.from_config(config, paths, checksums=False))
