@@ -162,6 +162,9 @@ def _used(value: Any) -> int | None:
     return None if v is None or v >= 2**63 else v
 
 
+# nvmlValueType_t → the member of the nvmlValue_t union that holds the value.
+_VALUE_MEMBER = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
+
+
 def _field_value(v: Any) -> float | int:
-    member = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
-    return getattr(v.value, member.get(int(v.valueType), "ullVal"))
+    return getattr(v.value, _VALUE_MEMBER.get(int(v.valueType), "ullVal"))
