@@ -8,15 +8,15 @@ these files without the worker's dependencies.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from typing import Any
 
+from gpuwarden.doctor import checksum
+
 MANIFEST = "SHA256SUMS"
 CANARY = "canary.json"
-CHUNK = 1 << 20
 
 
 class ManifestError(Exception):
@@ -24,11 +24,7 @@ class ManifestError(Exception):
 
 
 def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return checksum.file_digest(path, "sha256")
 
 
 def write_manifest(directory: str, names: list[str]) -> None:
@@ -36,42 +32,38 @@ def write_manifest(directory: str, names: list[str]) -> None:
     _atomic_write(os.path.join(directory, MANIFEST), "".join(lines))
 
 
-def read_manifest(directory: str) -> dict[str, str]:
-    """{file name: sha256 hex}. `sha256sum` writes `HEX  NAME` (text mode) or `HEX *NAME` (binary mode)."""
-    path = os.path.join(directory, MANIFEST)
+def _entries(directory: str) -> dict[str, checksum.Entry]:
+    """The manifest's entries by file name, parsed by the doctor's `sha256sum -c` reader."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(os.path.join(directory, MANIFEST), encoding="utf-8") as f:
             text = f.read()
     except OSError as err:
         raise ManifestError(f"cannot read {MANIFEST}: {err.strerror}") from None
-    out: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        digest, _, name = line.partition(" ")
-        name = name.lstrip(" *")
-        if len(digest) != 64 or not name or "/" in name or name.startswith("."):
-            raise ManifestError(f"{MANIFEST} line {number} is not 'SHA256  NAME'")
-        out[name] = digest.lower()
-    if not out:
-        raise ManifestError(f"{MANIFEST} lists no files")
-    return out
+    try:
+        return {e.path: e for e in checksum.parse_manifest(text)}
+    except checksum.ManifestError as err:
+        raise ManifestError(f"{MANIFEST}: {err}") from None
+
+
+def read_manifest(directory: str) -> dict[str, str]:
+    """{file name: hex digest}. `sha256sum` writes `HEX  NAME` (text mode) or `HEX *NAME` (binary mode)."""
+    return {name: e.digest for name, e in _entries(directory).items()}
 
 
 def verify(directory: str, names: list[str]) -> None:
     """Raise ManifestError unless every file in `names` is listed and matches its checksum."""
-    listed = read_manifest(directory)
+    listed = _entries(directory)
     for name in names:
-        expected = listed.get(name)
-        if expected is None:
+        entry = listed.get(name)
+        if entry is None:
             raise ManifestError(f"{name} is not listed in {MANIFEST}")
         try:
-            actual = sha256_file(os.path.join(directory, name))
+            actual = checksum.file_digest(os.path.join(directory, name), entry.algorithm)
         except OSError as err:
             raise ManifestError(f"cannot read {name}: {err.strerror}") from None
-        if actual != expected:
+        if actual != entry.digest:
             raise ManifestError(
-                f"{name} checksum mismatch: {MANIFEST} says {expected[:12]}…, file is {actual[:12]}…"
+                f"{name} checksum mismatch: {MANIFEST} says {entry.digest[:12]}…, file is {actual[:12]}…"
             )
 
 
