@@ -15,7 +15,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from gpuwarden.agent.registry import CollectorContext, CollectorSettings, Item, register
 from gpuwarden.catalog import Families, MetricSpec
-from gpuwarden.collectors.zookeeper.parse import Mode, ServerStatus
+from gpuwarden.collectors.zookeeper.parse import SERVING_MODES, Mode, ServerStatus
 from gpuwarden.collectors.zookeeper.probe import probe_all
 from gpuwarden.collectors.zookeeper.verdict import EnsembleVerdict, Verdict, judge
 from gpuwarden.fleet.address import check_address
@@ -158,11 +158,7 @@ def export(ensemble: str, verdict: EnsembleVerdict, status: dict[str, ServerStat
                 fams.add(f"gpuwarden_zookeeper_{metric}", value, ensemble=ensemble)
     for address, s in status.items():
         labels = {"ensemble": ensemble, "server": address}
-        fams.add(
-            "gpuwarden_zookeeper_server_up",
-            s.mode in (Mode.LEADER, Mode.FOLLOWER, Mode.OBSERVER, Mode.STANDALONE),
-            **labels,
-        )
+        fams.add("gpuwarden_zookeeper_server_up", s.mode in SERVING_MODES, **labels)
         for mode in Mode:
             fams.add("gpuwarden_zookeeper_server_mode", mode is s.mode, mode=mode.value, **labels)
         for field_name, metric, scale in SERVER_FIELDS:
@@ -179,13 +175,9 @@ def export(ensemble: str, verdict: EnsembleVerdict, status: dict[str, ServerStat
 class ZookeeperCollector:
     def __init__(self, settings: ZookeeperSettings, ctx: CollectorContext) -> None:
         self.settings = settings
-        voters = list(settings.servers)
-        if not voters:
-            fleet = getattr(ctx.config, "fleet", None)
-            voters = list(getattr(fleet, "hosts", []) or [])
-        if not voters:
+        self.voters = list(settings.servers) or list(ctx.config.fleet.hosts)
+        if not self.voters:
             raise ValueError("collectors.zookeeper.servers is empty and fleet.hosts names no servers")
-        self.voters = voters
         self.observers = list(settings.observers)
 
     def close(self) -> None:
