@@ -135,16 +135,12 @@ class GpuCollector:
                 results.append(_unavailable_health(self._unavailable))
             else:
                 slow = self._cycle(fams, results)
-        except NvmlCallError as err:  # nvmlDeviceGetCount itself failed: the driver is in trouble
-            fams, slow = Families(CATALOG), []
+        except (NvmlCallError, DriverUnresponsive) as err:
+            # nvmlDeviceGetCount failed, or the NVML job hung. Both are raised by the cycle's one NVML job,
+            # before any sample or result was added: nothing half-collected is exported.
             fams.add("gpuwarden_gpu_nvml_up", 0)
-            results = [HealthResult("gpu.driver", State.UNHEALTHY, f"NVML error: {err}", Action.REBOOT_NODE)]
-        except DriverUnresponsive as err:
-            fams, slow = Families(CATALOG), []  # samples from a cycle that hung would mislead: drop them
-            fams.add("gpuwarden_gpu_nvml_up", 0)
-            results = [
-                HealthResult("gpu.driver", State.UNHEALTHY, f"driver_unresponsive: {err}", Action.REBOOT_NODE)
-            ]
+            kind = "NVML error" if isinstance(err, NvmlCallError) else "driver_unresponsive"
+            results.append(HealthResult("gpu.driver", State.UNHEALTHY, f"{kind}: {err}", Action.REBOOT_NODE))
         collect_xids(self, fams, results, time.time())
         yield from results
         yield from fams
