@@ -9,26 +9,19 @@ such nodes ship a version-compatible plan instead.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from gpuwarden.collectors.engine.probe import ProbeFailure
 from gpuwarden.worker import manifest
+from gpuwarden.worker.manifest import Canary
 
 
 def cache_path(cache_dir: str, onnx_sha256: str, version: str, compute_capability: str) -> str:
     return os.path.join(cache_dir, f"canary-{onnx_sha256[:16]}-trt{version}-sm{compute_capability}.plan")
 
 
-def _canary_shapes(onnx_path: str) -> dict[str, tuple[int, ...]]:
-    canary_path = os.path.join(os.path.dirname(onnx_path), manifest.CANARY)
-    with open(canary_path, encoding="utf-8") as f:
-        raw = json.load(f)
-    return {str(t["name"]): tuple(int(d) for d in t["shape"]) for t in raw["inputs"]}
-
-
-def build(trt: Any, logger: Any, onnx_path: str) -> bytes:
+def build(trt: Any, logger: Any, onnx_path: str, canary: Canary) -> bytes:
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # TensorRT 10+: explicit batch is the only mode
     parser = trt.OnnxParser(network, logger)
@@ -38,8 +31,8 @@ def build(trt: Any, logger: Any, onnx_path: str) -> bytes:
             raise ProbeFailure("model_invalid", f"TensorRT's ONNX parser rejected {onnx_path}: {errors}")
     config = builder.create_builder_config()
     profile = builder.create_optimization_profile()
-    for name, shape in _canary_shapes(onnx_path).items():
-        profile.set_shape(name, shape, shape, shape)
+    for tensor in canary.inputs:
+        profile.set_shape(tensor.name, tensor.shape, tensor.shape, tensor.shape)
     config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -47,7 +40,9 @@ def build(trt: Any, logger: Any, onnx_path: str) -> bytes:
     return bytes(serialized)
 
 
-def cached_plan(trt: Any, logger: Any, onnx_path: str, cache_dir: str, version: str, cc: str) -> bytes:
+def cached_plan(
+    trt: Any, logger: Any, onnx_path: str, canary: Canary, cache_dir: str, version: str, cc: str
+) -> bytes:
     try:
         path = cache_path(cache_dir, manifest.sha256_file(onnx_path), version, cc)
     except OSError as err:
@@ -55,7 +50,7 @@ def cached_plan(trt: Any, logger: Any, onnx_path: str, cache_dir: str, version: 
     if os.path.exists(path):
         with open(path, "rb") as f:
             return f.read()
-    data = build(trt, logger, onnx_path)
+    data = build(trt, logger, onnx_path, canary)
     try:
         os.makedirs(cache_dir, exist_ok=True)
         tmp = f"{path}.tmp{os.getpid()}"

@@ -113,7 +113,7 @@ class TensorRTBackend:
             raise ProbeFailure("no_gpu", f"cannot create a TensorRT runtime: {self._logger.messages}")
         self._runtime = runtime
 
-    def plan_bytes(self) -> bytes:
+    def plan_bytes(self, canary: Canary) -> bytes:
         s = self.settings
         if s.build_from_onnx:
             if self.flavour != "tensorrt":
@@ -122,7 +122,7 @@ class TensorRTBackend:
                 )
             onnx_path = os.path.join(self.model_dir, s.build_from_onnx)
             return plan_build.cached_plan(
-                self._trt, self._logger, onnx_path, s.cache_dir, self.version, self._cc
+                self._trt, self._logger, onnx_path, canary, s.cache_dir, self.version, self._cc
             )
         path = os.path.join(self.model_dir, s.plan_file)
         try:
@@ -133,9 +133,9 @@ class TensorRTBackend:
         except OSError as err:
             raise ProbeFailure("missing_plan", f"cannot read {path}: {err.strerror}") from None
 
-    def load(self) -> None:
+    def load(self, canary: Canary) -> None:
         self._start()
-        data = self.plan_bytes()
+        data = self.plan_bytes(canary)
         self._logger.messages.clear()
         try:
             engine = self._runtime.deserialize_cuda_engine(data)
@@ -152,7 +152,7 @@ class TensorRTBackend:
     def run(self, canary: Canary | None) -> Outputs:
         assert canary is not None
         if self._engine is None:
-            self.load()
+            self.load(canary)
         assert self._cuda is not None
         try:
             self._cuda("cuCtxSetCurrent", self._ctx)  # the runner may call from a new thread
