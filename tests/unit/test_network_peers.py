@@ -49,17 +49,18 @@ def samples(metrics: list[Any], name: str) -> dict[tuple[tuple[str, str], ...], 
 
 
 def test_a_connect_to_a_listening_socket_measures_a_round_trip(listener: int) -> None:
-    outcome = probe_tcp("127.0.0.1", listener, timeout=1.0)
+    [outcome] = probe_tcp("127.0.0.1", listener, timeout=1.0)
     assert outcome.result == "ok"
     assert outcome.seconds is not None and 0 < outcome.seconds < 1.0
 
 
 def test_a_closed_port_is_refused_not_raised(closed_port: int) -> None:
-    assert probe_tcp("127.0.0.1", closed_port, timeout=1.0) == ProbeOutcome("refused", None)
+    assert probe_tcp("127.0.0.1", closed_port, timeout=1.0) == [ProbeOutcome("refused", None)]
 
 
 def test_a_name_that_does_not_resolve_is_counted_as_unresolved() -> None:
-    assert probe_tcp("no-such-host.invalid", 80, timeout=1.0).result == "unresolved"
+    unresolved = ProbeOutcome("unresolved", None)
+    assert probe_tcp("no-such-host.invalid", 80, timeout=1.0, count=3) == [unresolved] * 3
 
 
 def test_histogram_buckets_are_cumulative_and_inclusive_of_their_bound() -> None:
@@ -109,7 +110,7 @@ def test_a_probe_to_ipv6_loopback_works_when_the_host_has_it(tmp_path: Any) -> N
         pytest.skip("::1 is not configured on this host")
     with server:
         server.listen(8)
-        assert probe_tcp("::1", server.getsockname()[1], timeout=1.0).result == "ok"
+        assert probe_tcp("::1", server.getsockname()[1], timeout=1.0)[0].result == "ok"
 
 
 @pytest.mark.parametrize(
@@ -148,7 +149,7 @@ def test_a_peer_whose_accept_queue_is_full_times_out_within_probe_timeout() -> N
         port = server.getsockname()[1]
         queued = socket.create_connection(("127.0.0.1", port), timeout=1.0)
         try:
-            outcome = probe_tcp("127.0.0.1", port, timeout=0.2)
+            [outcome] = probe_tcp("127.0.0.1", port, timeout=0.2)
         finally:
             queued.close()
     assert outcome == ProbeOutcome("timeout", None)

@@ -24,7 +24,7 @@ from gpuwarden.collectors.network.infiniband import (
 )
 from gpuwarden.collectors.network.netdev import NetDevFormatError, parse_proc_net_dev, read_link
 from gpuwarden.collectors.network.peers import PeerStats, ProbeOutcome, probe_tcp
-from gpuwarden.collectors.network.settings import NetworkSettings, PeerSettings
+from gpuwarden.collectors.network.settings import NetworkSettings
 from gpuwarden.health import Action, HealthResult, State
 from gpuwarden.paths import read_text
 
@@ -169,12 +169,12 @@ class NetworkCollector:
         peers = self.settings.peers
         if not peers:
             return
-        futures = {p.name: self.pool.submit(self._probe_peer, p) for p in peers}
+        timeout, probes = self.settings.probe_timeout, self.settings.probes_per_cycle
+        futures = {p.name: self.pool.submit(probe_tcp, p.host, p.port, timeout, probes) for p in peers}
         # Connects are bounded by probe_timeout, name resolution is not (the resolver retries on its own):
         # wait halfway between the probes' worst case and the collector's deadline, then count a peer
         # still resolving as a timeout rather than let it cost the whole cycle.
-        worst = self.settings.probe_timeout * self.settings.probes_per_cycle
-        wait(futures.values(), timeout=(worst + self.settings.timeout) / 2)
+        wait(futures.values(), timeout=(timeout * probes + self.settings.timeout) / 2)
         failing = []
         for peer in peers:
             stats = self.peer_stats[peer.name]
@@ -196,12 +196,6 @@ class NetworkCollector:
             yield HealthResult("network.peers", State.DEGRADED, reason, Action.CHECK_NETWORK)
         else:
             yield HealthResult("network.peers", State.HEALTHY, f"{len(peers)} peer(s) reachable")
-
-    def _probe_peer(self, peer: PeerSettings) -> list[ProbeOutcome]:
-        return [
-            probe_tcp(peer.host, peer.port, self.settings.probe_timeout)
-            for _ in range(self.settings.probes_per_cycle)
-        ]
 
 
 def _sum(values: list[int | None]) -> int | None:

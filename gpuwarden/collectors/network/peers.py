@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client.utils import floatToGoString
 
@@ -25,13 +26,17 @@ class ProbeOutcome:
     seconds: float | None  # set when result == "ok"
 
 
-def probe_tcp(host: str, port: int, timeout: float) -> ProbeOutcome:
-    """One TCP connect to host:port, closed at once; never raises."""
+def probe_tcp(host: str, port: int, timeout: float, count: int = 1) -> list[ProbeOutcome]:
+    """`count` TCP connects to host:port, each closed at once; the name is resolved once. Never raises."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        return ProbeOutcome("unresolved", None)
-    family, kind, proto, _, address = infos[0]
+        return [ProbeOutcome("unresolved", None)] * count
+    return [_connect(infos[0], timeout) for _ in range(count)]
+
+
+def _connect(info: tuple[Any, ...], timeout: float) -> ProbeOutcome:
+    family, kind, proto, _, address = info
     sock = socket.socket(family, kind, proto)
     sock.settimeout(timeout)
     try:
