@@ -67,8 +67,10 @@ def _read_counters(directory: str) -> dict[str, int]:
         return {}
     out: dict[str, int] = {}
     for name in names:
+        if name in NOT_COUNTERS:
+            continue
         text = read_text(os.path.join(directory, name))
-        if text is None or name in NOT_COUNTERS:
+        if text is None:
             continue
         try:
             out[name] = int(text.strip())
