@@ -212,8 +212,9 @@ class GpuCollector:
         if ok(snap, "uuid") is not None:
             self.identity[index] = (ok(snap, "uuid"), (ok(snap, "pci") or {}).get("busId", ""))
         uuid = self.identity.get(index, ("", ""))[0]
-        results.append(checks.device_health(f"{comp}.device", snap))
-        if checks.fatal_error(snap) is not None or index not in self.identity:
+        fatal = checks.fatal_error(snap)
+        results.append(checks.device_health(f"{comp}.device", fatal))
+        if fatal is not None or index not in self.identity:
             fams.add("gpuwarden_gpu_up", 0, gpu=gpu, uuid=uuid)
             return False
         fams.add("gpuwarden_gpu_up", 1, gpu=gpu, uuid=uuid)

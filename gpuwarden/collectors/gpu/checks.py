@@ -32,8 +32,8 @@ def fatal_error(snap: dict[str, Any]) -> NvmlCallError | None:
     return None
 
 
-def device_health(component: str, snap: dict[str, Any]) -> HealthResult:
-    err = fatal_error(snap)
+def device_health(component: str, err: NvmlCallError | None) -> HealthResult:
+    """`err`: the snapshot's `fatal_error`, found once by the caller, which also needs it."""
     if err is None:
         return HealthResult(component, State.HEALTHY, "answers NVML")
     if err.code == GPU_IS_LOST:
