@@ -24,13 +24,15 @@ def collect_xids(c: GpuCollector, fams: Families, results: list[HealthResult], n
         fams.add("gpuwarden_gpu_xid_source_up", c.watcher.running, source="nvml")
         events += [(e, str(e.gpu)) for e in c.watcher.drain()]
     if c.kmsg is not None:
-        by_pci = {pci_key(pci): i for i, (_, pci) in c.identity.items()}
+        by_pci: dict[tuple[int, int, int] | None, int] | None = None
         mono = time.monotonic()
         for since_boot, message in c.kmsg.poll():
             parsed = parse_line(message)
             if parsed is None:
                 continue
             key, xid, form = parsed
+            if by_pci is None:  # built only when the log has an XID, not on every cycle (most have none)
+                by_pci = {pci_key(pci): i for i, (_, pci) in c.identity.items()}
             index = by_pci.get(key) if key else None
             gpu = str(index) if index is not None else bus_label(key)
             source = "kmsg" if form == "xid" else "kmsg-text"
