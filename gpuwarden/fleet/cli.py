@@ -11,6 +11,7 @@ from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
 from gpuwarden import config as configmod
+from gpuwarden.cli import _load_or_exit
 from gpuwarden.config import EX_CONFIG, ConfigError
 from gpuwarden.fleet.budget import FleetBudget
 from gpuwarden.fleet.client import FleetClient, FleetUnavailable
@@ -28,8 +29,8 @@ def add_ls_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _settings(args: argparse.Namespace) -> FleetSection:
-    fleet = configmod.load(args.config).fleet if args.config else FleetSection()
+def _settings(args: argparse.Namespace, fleet: FleetSection) -> FleetSection:
+    """The config's `fleet:` section with --hosts/--cluster applied, validated like the config."""
     update: dict[str, object] = {}
     if args.hosts:
         update["hosts"] = [h.strip() for h in args.hosts.split(",") if h.strip()]
@@ -43,9 +44,12 @@ def _settings(args: argparse.Namespace) -> FleetSection:
 
 
 def ls(args: argparse.Namespace) -> int:
+    cfg = _load_or_exit(args.config)
+    if isinstance(cfg, int):
+        return cfg
     try:
-        settings = _settings(args)
-    except ConfigError as err:
+        settings = _settings(args, cfg.fleet)
+    except ConfigError as err:  # a bad --hosts/--cluster, or no servers at all
         for problem in err.problems:
             print(f"config error: {problem}", file=sys.stderr)
         return EX_CONFIG

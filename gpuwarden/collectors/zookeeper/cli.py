@@ -10,11 +10,11 @@ import argparse
 import json
 import sys
 
-from gpuwarden import config as configmod
+from gpuwarden.cli import _load_or_exit
 from gpuwarden.collectors.zookeeper.collector import check
 from gpuwarden.collectors.zookeeper.parse import ServerStatus
 from gpuwarden.collectors.zookeeper.verdict import EnsembleVerdict
-from gpuwarden.config import EX_CONFIG, ConfigError
+from gpuwarden.config import EX_CONFIG, AgentConfig, ConfigError
 from gpuwarden.fleet.address import split_address
 
 
@@ -32,17 +32,13 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _ensemble(args: argparse.Namespace) -> tuple[str, list[str], list[str], float]:
-    """(name, voters, observers, timeout) from the flags, then the config, then localhost:2181."""
-    name, voters, observers, timeout = "default", _split(args.servers or ""), _split(args.observers), 1.0
-    if args.config:
-        cfg = configmod.load(args.config)
-        zk = cfg.collector_settings("zookeeper")
-        name, timeout = zk.ensemble, zk.probe_timeout
-        if not voters:
-            voters = list(zk.servers) or list(cfg.fleet.hosts)
-            observers = observers or list(zk.observers)
-    voters = voters or ["localhost:2181"]
+def _ensemble(args: argparse.Namespace, cfg: AgentConfig) -> tuple[list[str], list[str]]:
+    """(voters, observers) from the flags, then the config, then localhost:2181."""
+    zk = cfg.collector_settings("zookeeper")
+    voters, observers = _split(args.servers or ""), _split(args.observers)
+    if not voters:
+        voters = list(zk.servers) or list(cfg.fleet.hosts) or ["localhost:2181"]
+        observers = observers or list(zk.observers)
     problems = []
     for flag, addresses in (("--servers", voters), ("--observers", observers)):
         for address in addresses:
@@ -52,7 +48,7 @@ def _ensemble(args: argparse.Namespace) -> tuple[str, list[str], list[str], floa
                 problems.append(f"{flag}: {err}")
     if problems:
         raise ConfigError(problems)
-    return name, voters, observers, args.timeout or timeout
+    return voters, observers
 
 
 def _row(s: ServerStatus, role: str) -> str:
@@ -77,18 +73,22 @@ def render(name: str, verdict: EnsembleVerdict, status: dict[str, ServerStatus],
 
 
 def run(args: argparse.Namespace) -> int:
+    cfg = _load_or_exit(args.config)
+    if isinstance(cfg, int):
+        return cfg
     try:
-        name, voters, observers, timeout = _ensemble(args)
-    except ConfigError as err:
+        voters, observers = _ensemble(args, cfg)
+    except ConfigError as err:  # a bad --servers or --observers address
         for problem in err.problems:
             print(f"config error: {problem}", file=sys.stderr)
         return EX_CONFIG
-    verdict, status = check(voters, observers, timeout)
+    zk = cfg.collector_settings("zookeeper")
+    verdict, status = check(voters, observers, args.timeout or zk.probe_timeout)
     if args.json:
         print(
             json.dumps(
                 {
-                    "ensemble": name,
+                    "ensemble": zk.ensemble,
                     "verdict": verdict.verdict.value,
                     "reasons": list(verdict.reasons),
                     "leader": verdict.leader,
@@ -99,5 +99,5 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(render(name, verdict, status, observers))
+        print(render(zk.ensemble, verdict, status, observers))
     return verdict.exit_code
