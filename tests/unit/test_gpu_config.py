@@ -32,6 +32,15 @@ def test_an_unknown_xid_action_names_its_key_path() -> None:
     )
 
 
+def test_an_xid_action_the_verdict_cannot_rank_is_an_error_on_its_key() -> None:
+    with pytest.raises(ConfigError) as err:
+        from_mapping({"collectors": {"gpu": {"xid_actions": {94: "check_workload"}}}})
+    assert err.value.problems == [
+        "collectors.gpu.xid_actions: XID 94: check_workload is not an XID action"
+        " (one of none, restart_worker, reset_gpu, reboot_node, inspect_hardware)"
+    ]
+
+
 def test_xid_overrides_are_read_as_actions() -> None:
     gpu = from_mapping({"collectors": {"gpu": {"xid_actions": {94: "none"}}}}).collector_settings("gpu")
     assert gpu.xid_actions == {94: Action.NONE}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gpuwarden.agent.registry import CollectorSettings
+from gpuwarden.collectors.gpu.xid import LADDER
 from gpuwarden.health import Action
 
 
@@ -57,6 +58,16 @@ class GpuSettings(CollectorSettings):
     )
     nvml_events: bool = Field(True, description="watch NVML XID events on a dedicated thread")
     kmsg: bool = Field(True, description="read XIDs from the kernel log (/dev/kmsg) too")
+
+    @field_validator("xid_actions")
+    @classmethod
+    def _actions_on_the_ladder(cls, actions: dict[int, Action]) -> dict[int, Action]:
+        # The XID verdict ranks and escalates actions along LADDER; any other action has no rung there.
+        for xid, action in sorted(actions.items()):
+            if action not in LADDER:
+                allowed = ", ".join(str(a) for a in LADDER)
+                raise ValueError(f"XID {xid}: {action} is not an XID action (one of {allowed})")
+        return actions
 
     @model_validator(mode="after")
     def _replay_needs_file(self) -> GpuSettings:
