@@ -8,7 +8,6 @@ which is how a CUDA assertion ends a real worker).
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import logging.handlers
 import os
@@ -32,17 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-concurrency", type=int, default=4, help="engine slots; further requests wait")
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-        ipaddress.IPv6Address(host)
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError("must be HOST:PORT (IPv6 as [ADDR]:PORT)")
-    return host, int(port)
-
-
 def _problems(args: argparse.Namespace) -> tuple[list[str], str | None]:
+    from gpuwarden.config import parse_listen  # the agent's own --listen rules; not loaded for --help
+
     problems, token = [], None
     try:
         parse_listen(args.listen)
@@ -91,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"worker: config error: {problem}", file=sys.stderr)
         return EX_CONFIG
     # Heavy imports only once the flags are known good: `gpuwarden worker --help` stays fast.
+    from gpuwarden.config import parse_listen
     from gpuwarden.worker import faults, model, server
     from gpuwarden.worker.manifest import ManifestError
     from gpuwarden.worker.metrics import WorkerMetrics
