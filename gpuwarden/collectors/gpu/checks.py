@@ -78,21 +78,24 @@ def memory_health(
     return HealthResult(component, State.HEALTHY, "no pending remap, no uncorrectable ECC errors")
 
 
+# NVML_GPU_RECOVERY_ACTION_* → the verdict; a code not listed here is DEGRADED, inspect.
+RECOVERY_VERDICTS = {
+    0: (State.HEALTHY, "driver asks for no recovery action", Action.NONE),
+    1: (State.UNHEALTHY, "driver asks for a GPU reset", Action.RESET_GPU),
+    2: (State.UNHEALTHY, "driver asks for a node reboot", Action.REBOOT_NODE),
+    3: (State.DEGRADED, "driver asks to drain peer-to-peer traffic", Action.RESET_GPU),
+    4: (State.UNHEALTHY, "driver asks to drain and reset the GPU", Action.RESET_GPU),
+    6: (State.UNHEALTHY, "driver asks for a PCIe bus reset", Action.RESET_GPU),
+    7: (State.UNHEALTHY, "driver asks for a system reboot", Action.REBOOT_NODE),
+}
+
+
 def recovery_health(component: str, snap: dict[str, Any]) -> HealthResult | None:
     fields = ok(snap, "fields_slow") or {}
     action = fields.get("recovery_action")
     if action is None or isinstance(action, dict):
         return None  # the driver has no recovery-action field (before R550): nothing to judge
-    verdicts = {
-        0: (State.HEALTHY, "driver asks for no recovery action", Action.NONE),
-        1: (State.UNHEALTHY, "driver asks for a GPU reset", Action.RESET_GPU),
-        2: (State.UNHEALTHY, "driver asks for a node reboot", Action.REBOOT_NODE),
-        3: (State.DEGRADED, "driver asks to drain peer-to-peer traffic", Action.RESET_GPU),
-        4: (State.UNHEALTHY, "driver asks to drain and reset the GPU", Action.RESET_GPU),
-        6: (State.UNHEALTHY, "driver asks for a PCIe bus reset", Action.RESET_GPU),
-        7: (State.UNHEALTHY, "driver asks for a system reboot", Action.REBOOT_NODE),
-    }
-    state, reason, act = verdicts.get(
+    state, reason, act = RECOVERY_VERDICTS.get(
         int(action), (State.DEGRADED, f"driver recovery action {action}", Action.INSPECT_HARDWARE)
     )
     return HealthResult(component, state, reason, act)
