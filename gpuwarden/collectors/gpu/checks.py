@@ -19,10 +19,14 @@ from __future__ import annotations
 from typing import Any
 
 from gpuwarden.collectors.gpu.backend import GPU_IS_LOST, RESET_REQUIRED, NvmlCallError
-from gpuwarden.collectors.gpu.metrics import ok
+from gpuwarden.collectors.gpu.metrics import CLOCK_EVENT_BITS, ok
 from gpuwarden.health import Action, HealthResult, State
 
-HW_SLOWDOWN_BITS = 0x8 | 0x40 | 0x80  # HwSlowdown, HwThermalSlowdown, HwPowerBrakeSlowdown
+HW_SLOWDOWN_BITS = (
+    CLOCK_EVENT_BITS["hw_slowdown"]
+    | CLOCK_EVENT_BITS["hw_thermal_slowdown"]
+    | CLOCK_EVENT_BITS["hw_power_brake_slowdown"]
+)
 
 
 def fatal_error(snap: dict[str, Any]) -> NvmlCallError | None:
