@@ -6,10 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gpuwarden.collectors.gpu.backend import Backend
 from gpuwarden.doctor import host, stack
 from gpuwarden.doctor.checksum import ManifestError, verify
 from gpuwarden.doctor.findings import Finding, Status, failed, passed, skipped
-from gpuwarden.doctor.gpu import NvmlFacts, read_nvml
+from gpuwarden.doctor.gpu import read_nvml
 from gpuwarden.doctor.settings import DoctorSettings
 from gpuwarden.doctor.software import detect_versions
 from gpuwarden.paths import Paths
@@ -24,7 +25,7 @@ class DoctorInputs:
     paths: Paths
     expected_interfaces: tuple[str, ...] = ()
     expected_ib_ports: int = 0
-    nvml: Any = None  # the pynvml module (default) or a recorded replay in tests
+    nvml: Backend | None = None  # NvmlBackend (default) or a ReplayBackend on a recording in tests
     versions: Callable[[], dict[str, str | None]] = detect_versions
     checksums: bool = True  # the exported metrics skip them: hashing 100 GB every few minutes is no probe
     progress: bool = False
@@ -77,11 +78,7 @@ def check_checksums(inputs: DoctorInputs) -> Finding:
 def run_checks(inputs: DoctorInputs) -> list[Finding]:
     s, paths = inputs.settings, inputs.paths
     meminfo = host.read_meminfo(paths)
-    nvml: NvmlFacts | str
-    try:
-        nvml = read_nvml(inputs.nvml)
-    except Exception as err:
-        nvml = f"NVML query failed: {err}"
+    nvml = read_nvml(inputs.nvml)
     versions: dict[str, str | None] = {}
 
     def software() -> list[Finding]:

@@ -4,45 +4,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from gpuwarden.collectors.gpu.replay import ReplayBackend
 from gpuwarden.doctor.findings import Status
 from gpuwarden.doctor.gpu import NvmlFacts, cuda_version_text, read_nvml
 from gpuwarden.doctor.settings import DoctorSettings
 from gpuwarden.doctor.software import detect_versions
 from gpuwarden.doctor.stack import check_cuda, check_driver, check_gpu_count, check_software
 
-RECORDING = Path(__file__).parent.parent / "fixtures" / "doctor" / "nvml_h200.json"
-
-
-class RecordedNvmlDouble:
-    """A test double for pynvml: replays, in order, the calls recorded on a real H200 node by
-    tests/fixtures/doctor/record_nvml.py, and fails on any call or argument it did not see there."""
-
-    def __init__(self, path: Path) -> None:
-        self.calls: list[dict[str, Any]] = json.loads(path.read_text())["calls"]
-
-    def __getattr__(self, name: str) -> Any:
-        def replay(*args: Any) -> Any:
-            expected = self.calls.pop(0)
-            assert expected["function"] == name, f"replay expected {expected['function']}, got {name}"
-            assert [a if isinstance(a, int) else str(a) for a in args] == expected["args"]
-            return expected["answer"]
-
-        return replay
-
-
-class NoDriverDouble:
-    """pynvml on a host without the driver: nvmlInit raises, as NVMLError_LibraryNotFound does."""
-
-    def nvmlInit(self) -> None:
-        raise RuntimeError("NVML Shared Library Not Found")
+NVML = Path(__file__).parent.parent / "fixtures" / "nvml"
+# What detect_versions() read on the H200 node these NVML recordings come from.
+H200_VERSIONS = {"torch": "2.11.0", "cuda_runtime": "13.0", "cudnn": "9.19.0.56", "nccl": "2.28.9"}
 
 
 def h200() -> NvmlFacts:
-    facts = read_nvml(RecordedNvmlDouble(RECORDING))
+    facts = read_nvml(ReplayBackend.from_file(str(NVML / "h200-idle.json")))
     assert isinstance(facts, NvmlFacts)
     return facts
 
@@ -50,12 +28,16 @@ def h200() -> NvmlFacts:
 def test_the_h200_recording_replays_to_driver_cuda_and_gpu_count() -> None:
     facts = h200()
     assert facts == NvmlFacts("580.159.04", "13.0", 1, ("NVIDIA H200",))
-    assert facts == NvmlFacts(**{**json.loads(RECORDING.read_text())["facts"], "gpu_names": ("NVIDIA H200",)})
+    system = json.loads((NVML / "h200-idle.json").read_text())["system"]
+    assert facts.driver_version == system["driver_version"]
+    assert facts.cuda_driver_version == cuda_version_text(system["cuda_driver_version"])
 
 
 def test_without_a_driver_every_gpu_check_is_skipped_with_the_reason() -> None:
-    reason = read_nvml(NoDriverDouble())
-    assert reason == "skipped: no NVIDIA driver (NVML unavailable: NVML Shared Library Not Found)"
+    recording = json.loads((NVML / "h200-idle.json").read_text())
+    no_driver = {**recording, "script": {"init_error": "no NVIDIA driver: libnvidia-ml.so.1 not found"}}
+    reason = read_nvml(ReplayBackend(no_driver))
+    assert reason == "skipped: no NVIDIA driver: libnvidia-ml.so.1 not found"
     s = DoctorSettings(gpu_count=8)
     for finding in (check_driver(s, reason), check_gpu_count(s, reason), check_cuda(reason, "12.4")):
         assert finding.status == Status.SKIP and finding.detail == reason
@@ -101,9 +83,7 @@ def test_the_software_matrix_passes_skips_and_fails_per_component() -> None:
     s = DoctorSettings.model_validate(
         {"software": {"torch": ">=2.3,<2.12", "cudnn": ">=9.20", "nccl": ">=2.18"}}
     )
-    # The versions detect_versions() read on the H200 node (recorded with the NVML answers).
-    versions = json.loads(RECORDING.read_text())["versions"]
-    rows = {f.check: f for f in check_software(s, {**versions, "nccl": None})}
+    rows = {f.check: f for f in check_software(s, {**H200_VERSIONS, "nccl": None})}
     assert rows["software:torch"].status == Status.PASS
     assert rows["software:cuda_runtime"].status == Status.PASS  # no requirement: reported, not judged
     assert rows["software:cudnn"].status == Status.FAIL
