@@ -22,16 +22,14 @@ from gpuwarden.catalog import Families
 from gpuwarden.collectors.engine.catalog import CATALOG
 from gpuwarden.collectors.engine.files import ModelFiles
 from gpuwarden.collectors.engine.http_backend import HttpBackend, check_ready
-from gpuwarden.collectors.engine.isolated import IsolatedBackend
+from gpuwarden.collectors.engine.isolated import IsolatedBackend, in_process
 from gpuwarden.collectors.engine.kernel_latency import (
     KernelLatency,
     KernelLatencyUnavailable,
     LaunchTimer,
 )
-from gpuwarden.collectors.engine.onnx_backend import OnnxBackend
 from gpuwarden.collectors.engine.probe import REASONS, Backend, ProbeFailure, compare
 from gpuwarden.collectors.engine.settings import EngineSettings
-from gpuwarden.collectors.engine.tensorrt_backend import TensorRTBackend
 from gpuwarden.health import Action, HealthResult, State
 from gpuwarden.worker.manifest import CANARY, Canary
 
@@ -39,14 +37,12 @@ from gpuwarden.worker.manifest import CANARY, Canary
 def make_backend(settings: EngineSettings, model_dir: str) -> Backend:
     if settings.backend == "http":
         return HttpBackend(settings.http, settings.probe_timeout)
+    sub_settings = settings.onnxruntime if settings.backend == "onnxruntime" else settings.tensorrt
     if settings.isolate:
         # What is left of the collector's deadline after the readiness gate, with a margin for the pipe.
         deadline = max(settings.timeout - settings.probe_timeout - 0.5, 0.5)
-        sub_settings = settings.onnxruntime if settings.backend == "onnxruntime" else settings.tensorrt
         return IsolatedBackend(settings.backend, sub_settings, model_dir, deadline)
-    if settings.backend == "onnxruntime":
-        return OnnxBackend(settings.onnxruntime, f"{model_dir}/{settings.onnxruntime.model_file}")
-    return TensorRTBackend(settings.tensorrt, model_dir)
+    return in_process(settings.backend, sub_settings, model_dir)
 
 
 @register("engine", EngineSettings)

@@ -19,7 +19,8 @@ from gpuwarden.collectors.engine.probe import Backend, Outputs, ProbeFailure
 from gpuwarden.worker.manifest import Canary
 
 
-def _build(kind: str, settings: Any, model_dir: str) -> Backend:
+def in_process(kind: str, settings: Any, model_dir: str) -> Backend:
+    """The onnxruntime or tensorrt backend itself: what the child runs, or the agent when not isolated."""
     if kind == "onnxruntime":
         from gpuwarden.collectors.engine.onnx_backend import OnnxBackend
 
@@ -32,7 +33,7 @@ def _build(kind: str, settings: Any, model_dir: str) -> Backend:
 def _serve(conn: Connection, kind: str, settings: Any, model_dir: str) -> None:
     """The child's loop: ("run", canary) → ("ok", outputs, info) | ("fail", (reason, detail), info)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on the agent's terminal is the parent's business
-    backend = _build(kind, settings, model_dir)
+    backend = in_process(kind, settings, model_dir)
     while True:
         try:
             request = conn.recv()
@@ -53,7 +54,7 @@ def _serve(conn: Connection, kind: str, settings: Any, model_dir: str) -> None:
 class IsolatedBackend:
     def __init__(self, kind: str, settings: Any, model_dir: str, deadline: float) -> None:
         self.kind, self.settings, self.model_dir, self.deadline = kind, settings, model_dir, deadline
-        template = _build(kind, settings, model_dir)  # constructors are cheap and do no I/O
+        template = in_process(kind, settings, model_dir)  # constructors are cheap and do no I/O
         self.name, self.uses_canary, self.files = template.name, template.uses_canary, template.files
         self._info = template.runtime_info()
         self._proc: Any = None
