@@ -33,11 +33,8 @@ REASONS: dict[str, tuple[bool, Action]] = {
     "missing_plan": (True, Action.REDEPLOY_MODEL),  # no serialized engine where the config says
     "corrupt_plan": (True, Action.REDEPLOY_MODEL),  # the runtime cannot deserialize the plan
     "incompatible_plan": (True, Action.REDEPLOY_MODEL),  # plan built for another GPU or TensorRT version
-    "module_missing": (True, Action.FIX_CONFIG),
-    "config_error": (
-        True,
-        Action.FIX_CONFIG,
-    ),  # a file the settings name cannot be read  # the runtime's Python module is not installed
+    "module_missing": (True, Action.FIX_CONFIG),  # the runtime's Python module is not installed
+    "config_error": (True, Action.FIX_CONFIG),  # a file the settings name cannot be read
     "no_gpu": (True, Action.INSPECT_HARDWARE),  # the CUDA driver cannot be initialised
 }
 
