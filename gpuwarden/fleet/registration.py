@@ -58,7 +58,8 @@ class Registration:
         self.fleet = fleet
         self.path = f"{fleet.agents_path}/{fleet.node}"
         self._info = dict(info)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _info
+        self._registering = threading.Lock()
         self._stopped = threading.Event()
         self._needs_register = threading.Event()
         self._dirty = threading.Event()  # an update could not be sent
@@ -118,20 +119,23 @@ class Registration:
                 self.fleet.zk.handler.spawn(self._publish)
 
     def _register_until_done(self) -> None:
-        delay = 0.1
-        while not self._stopped.is_set():
-            try:
-                self._register()
-                self._needs_register.clear()
-                self._dirty.clear()
-                return
-            except (KazooException, KazooTimeoutError) as err:
-                log.warning("fleet: registering %s failed (%s); retrying", self.path, err)
-                if self._stopped.wait(delay):
-                    return
-                delay = min(delay * 2, 2.0)
-                if self.fleet.zk.state == KazooState.LOST:
-                    return  # the listener registers again once a new session is CONNECTED
+        # start(), a CONNECTED and a failed update can each ask at about the same time: one at a time, and
+        # whoever comes second finds the flag cleared instead of registering the node again.
+        with self._registering:
+            delay = 0.1
+            while self._needs_register.is_set() and not self._stopped.is_set():
+                self._needs_register.clear()  # before the create: a LOST from here on asks again
+                try:
+                    self._register()
+                    self._dirty.clear()
+                except (KazooException, KazooTimeoutError) as err:
+                    self._needs_register.set()
+                    log.warning("fleet: registering %s failed (%s); retrying", self.path, err)
+                    if self._stopped.wait(delay):
+                        return
+                    delay = min(delay * 2, 2.0)
+                    if self.fleet.zk.state == KazooState.LOST:
+                        return  # the listener registers again once a new session is CONNECTED
 
     def _register(self) -> None:
         zk = self.fleet.zk
