@@ -38,8 +38,8 @@ from gpuwarden.paths import Paths  # noqa: E402
 from tests.integration.worker_process import WorkerProcess  # noqa: E402
 
 
-def ours(worker: WorkerProcess, backend: str, isolate: bool = True) -> tuple[Callable[[], None], Any]:
-    """(probe, its backend)."""
+def ours(worker: WorkerProcess, backend: str, isolate: bool = True) -> tuple[Callable[[], None], bool, Any]:
+    """(probe, False: its CPU is this process's, its backend)."""
     settings = EngineSettings.model_validate(
         {
             "enabled": True,
@@ -58,12 +58,7 @@ def ours(worker: WorkerProcess, backend: str, isolate: bool = True) -> tuple[Cal
         health = [i for i in collector.collect() if isinstance(i, HealthResult)]
         assert health[0].state == State.HEALTHY, health[0].reason
 
-    return probe, collector.backend
-
-
-def _ours(worker: WorkerProcess, backend: str, isolate: bool = True) -> tuple[Callable[[], None], bool, Any]:
-    probe, instance = ours(worker, backend, isolate)
-    return probe, False, instance
+    return probe, False, collector.backend
 
 
 def child_cpu(backend: Any) -> float:
@@ -114,9 +109,9 @@ def main() -> int:
         # name → (probe, CPU in child processes (curl), backend whose probe process CPU counts)
         contenders: dict[str, tuple[Callable[[], None], bool, Any]] = {
             "curl (peer)": (curl(worker, body), True, None),
-            "gpuwarden http": _ours(worker, "http"),
-            "gpuwarden onnxruntime": _ours(worker, "onnxruntime"),
-            "  same, in the agent": _ours(worker, "onnxruntime", isolate=False),
+            "gpuwarden http": ours(worker, "http"),
+            "gpuwarden onnxruntime": ours(worker, "onnxruntime"),
+            "  same, in the agent": ours(worker, "onnxruntime", isolate=False),
         }
         results: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in contenders}
         for fn, children, _ in contenders.values():  # warm-up: sessions, imports, model load
