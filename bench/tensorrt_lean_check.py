@@ -76,24 +76,18 @@ def modules() -> str:
     return "; ".join(out)
 
 
-def collector(model_dir: str, isolate: bool = False, **tensorrt: Any) -> Any:
+def collector(model_dir: str, backend: str = "tensorrt", **settings: Any) -> Any:
+    """An engine collector on `model_dir`; `settings`: further collectors.engine keys."""
     from gpuwarden.agent.registry import CollectorContext
     from gpuwarden.collectors.engine.collector import EngineCollector
     from gpuwarden.collectors.engine.settings import EngineSettings
     from gpuwarden.config import AgentConfig
     from gpuwarden.paths import Paths
 
-    settings = EngineSettings.model_validate(
-        {
-            "enabled": True,
-            "backend": "tensorrt",
-            "model_dir": model_dir,
-            "kernel_latency": "off",
-            "isolate": isolate,
-            "tensorrt": tensorrt,
-        }
+    validated = EngineSettings.model_validate(
+        {"enabled": True, "backend": backend, "model_dir": model_dir, "kernel_latency": "off", **settings}
     )
-    return EngineCollector(settings, CollectorContext(Paths(), logging.getLogger("check"), AgentConfig()))
+    return EngineCollector(validated, CollectorContext(Paths(), logging.getLogger("check"), AgentConfig()))
 
 
 def run_case(model_dir: str, tensorrt: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +95,7 @@ def run_case(model_dir: str, tensorrt: dict[str, Any]) -> dict[str, Any]:
     from gpuwarden.health import HealthResult
 
     isolate = bool(tensorrt.pop("isolate", False))
-    c = collector(model_dir, isolate, **tensorrt)
+    c = collector(model_dir, isolate=isolate, tensorrt=tensorrt)
     (h,) = [item for item in c.collect() if isinstance(item, HealthResult)]
     logger = getattr(c.backend, "_logger", None)
     messages = list(logger.messages) if logger is not None else []
@@ -243,23 +237,9 @@ def gpu_memory_used() -> int:
 
 
 def onnx_case(model_dir: str, provider: str) -> str:
-    from gpuwarden.agent.registry import CollectorContext
-    from gpuwarden.collectors.engine.collector import EngineCollector
-    from gpuwarden.collectors.engine.settings import EngineSettings
-    from gpuwarden.config import AgentConfig
     from gpuwarden.health import HealthResult
-    from gpuwarden.paths import Paths
 
-    settings = EngineSettings.model_validate(
-        {
-            "enabled": True,
-            "backend": "onnxruntime",
-            "model_dir": model_dir,
-            "kernel_latency": "on",
-            "onnxruntime": {"provider": provider},
-        }
-    )
-    c = EngineCollector(settings, CollectorContext(Paths(), logging.getLogger("check"), AgentConfig()))
+    c = collector(model_dir, "onnxruntime", kernel_latency="on", onnxruntime={"provider": provider})
     items = list(c.collect())
     c.close()
     health = [f"{h.component}={h.state} {h.reason[:90]}" for h in items if isinstance(h, HealthResult)]
