@@ -23,7 +23,7 @@ def start(tmp_path: Path, gpu: dict[str, Any]) -> tuple[AgentProcess, str]:
     config = {
         "agent": {"listen": f"127.0.0.1:{port}"},
         "paths": {"devfs": str(tmp_path), "procfs": str(NVML / "proc")},
-        "collectors": only_collectors({"gpu": {"interval": 0.25, "timeout": 2, **gpu}}),
+        "collectors": only_collectors({"gpu": {"interval": 0.25, "timeout": 3, **gpu}}),
     }
     proc = AgentProcess(tmp_path, config)
     proc.wait_message("READY=1")

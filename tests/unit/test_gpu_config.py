@@ -24,6 +24,12 @@ def test_replay_without_a_file_is_an_error_on_the_gpu_section() -> None:
     assert err.value.problems == ["collectors.gpu: replay_file is required when backend is replay"]
 
 
+def test_an_nvml_deadline_the_runner_would_cut_short_is_an_error() -> None:
+    with pytest.raises(ConfigError) as err:
+        from_mapping({"collectors": {"gpu": {"timeout": 2, "call_timeout": 2}}})
+    assert err.value.problems == ["collectors.gpu: call_timeout (2) must be less than timeout (2)"]
+
+
 def test_an_unknown_xid_action_names_its_key_path() -> None:
     with pytest.raises(ConfigError) as err:
         from_mapping({"collectors": {"gpu": {"xid_actions": {94: "explode"}}}})

@@ -19,7 +19,10 @@ class GpuSettings(CollectorSettings):
     call_timeout: float = Field(
         2.0,
         gt=0,
-        description="seconds one cycle's NVML calls (all GPUs) may take; past it: driver_unresponsive",
+        description=(
+            "seconds one cycle's NVML calls (all GPUs) may take, less than timeout;"
+            " past it: driver_unresponsive"
+        ),
     )
     slow_interval: float = Field(
         60.0,
@@ -70,7 +73,13 @@ class GpuSettings(CollectorSettings):
         return actions
 
     @model_validator(mode="after")
-    def _replay_needs_file(self) -> GpuSettings:
+    def _consistent(self) -> GpuSettings:
         if self.backend == "replay" and not self.replay_file:
             raise ValueError("replay_file is required when backend is replay")
+        if self.call_timeout >= self.timeout:
+            # Past `timeout` the runner abandons the whole collection: a hung driver would show as a
+            # collector timeout (UNKNOWN, kernel-log XIDs dropped), never as driver_unresponsive.
+            raise ValueError(
+                f"call_timeout ({self.call_timeout:g}) must be less than timeout ({self.timeout:g})"
+            )
         return self
