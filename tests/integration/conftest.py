@@ -1,8 +1,8 @@
 """Fixtures that start real ZooKeeper ensembles (Debian's `zookeeper` package) on loopback.
 
-`zk_ensemble` is shared by a module's tests that leave it intact; tests that kill servers or need their
-own server config build one with `make_ensemble`. Every ensemble is torn down (process groups killed)
-even when a test fails.
+`zk_ensemble` is started once per run and shared by the tests that leave it intact (each works in a
+fleet cluster of its own); tests that kill servers or need their own server config build one with
+`make_ensemble`. Every ensemble is torn down (process groups killed) even when a test fails.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def _require_zookeeper() -> None:
         pytest.fail("ZooKeeper is not installed: `make deps-debian` installs the zookeeper package and java")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def zk_ensemble() -> Iterator[Ensemble]:
     _require_zookeeper()
     ensemble = Ensemble()
