@@ -22,6 +22,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gpuwarden.collectors.zookeeper import probe
+from gpuwarden.collectors.zookeeper.parse import parse_mntr
+
 JARS = "/usr/share/java"
 CLASSPATH = ":".join(
     f"{JARS}/{jar}.jar"
@@ -49,16 +52,8 @@ def free_ports(count: int) -> list[int]:
 
 
 def four_letter(port: int, command: str, timeout: float = 1.0) -> str:
-    """Send one 4lw and read to EOF; '' when the server cannot be reached."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.sendall(command.encode())
-            chunks = []
-            while chunk := s.recv(65536):
-                chunks.append(chunk)
-            return b"".join(chunks).decode(errors="replace")
-    except OSError:
-        return ""
+    """One 4lw to the loopback server on `port`, read to EOF; '' when the server cannot be reached."""
+    return probe.four_letter(f"127.0.0.1:{port}", command, timeout).text
 
 
 @dataclass
@@ -172,10 +167,8 @@ class Ensemble:
                 mntr = four_letter(leader.client_port, "mntr")
                 if "not in the whitelist" in mntr and len(self.followers()) >= wanted:
                     return leader  # a restricted whitelist: trust the followers' srvr Mode instead
-                for line in mntr.splitlines():
-                    key, _, value = line.partition("\t")
-                    if key == "zk_synced_followers" and int(value) >= wanted:
-                        return leader
+                if parse_mntr(mntr)[0].get("zk_synced_followers", -1) >= wanted:
+                    return leader
             time.sleep(0.2)
         raise TimeoutError(f"ensemble did not form in {timeout:.0f}s; logs under {self.root}")
 
