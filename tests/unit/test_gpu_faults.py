@@ -185,3 +185,20 @@ def test_an_xid_logged_long_before_the_agent_started_keeps_its_time_and_no_longe
     assert abs(sample.value - (before - age)) < 1  # the kernel's stamp, not the time we read it
     assert 'xid="48"} 1.0' in exposition(ms)
     assert health(results, "gpu0.xid").state is State.HEALTHY  # older than xid_lookback
+
+
+def test_a_gpu_that_answers_again_after_a_reset_is_healthy_before_the_next_slow_read() -> None:
+    rec = recording("h200-idle")
+    name = rec["devices"][0]["name"]  # the first question of the slow tier
+    rec["script"] = {"devices": [{"name": {"sequence": [name, {"error": 16}, name]}}]}
+    c, _ = replay_collector(rec, nvml_events=False, slow_interval=0.5)
+    try:
+        list(c.collect())  # reads the slow tier
+        time.sleep(0.55)
+        _, reset = split(c.collect())  # the slow read answers RESET_REQUIRED
+        ms, after = split(c.collect())  # the GPU was reset: the fast tier answers again
+    finally:
+        c.close()
+    assert health(reset, "gpu0.device").suggested_action is Action.RESET_GPU
+    assert health(after, "gpu0.device").state is State.HEALTHY
+    assert "gpuwarden_gpu_info{" in exposition(ms)  # the last good slow read is served until the next

@@ -177,11 +177,14 @@ class GpuCollector:
                 results.append(HealthResult("gpu.count", State.HEALTHY, f"{count} of {s.expected_gpus} GPUs"))
         answering = []
         for index, snap in enumerate(snaps):
-            if slow_due:
-                self._keep_slow(index, snap)
-            else:
+            # Judged on this cycle's answers only: a slow read that found the GPU lost must not keep it
+            # "lost" after a reset until the next slow read, and its partial answers are not kept.
+            fatal = checks.fatal_error(snap)
+            if not slow_due:
                 snap.update(self._slow.get(index, {}))
-            if self._gpu(fams, results, index, snap):
+            elif fatal is None:
+                self._keep_slow(index, snap)
+            if self._gpu(fams, results, index, snap, fatal):
                 answering.append(index)
             self._previous[index] = snap
         self.units.forget_except({int(p["pid"]) for snap in snaps for p in ok(snap, "processes") or []})
@@ -206,13 +209,19 @@ class GpuCollector:
             snap["pcie_replays_delta"] = replays - before
         self._slow[index] = {k: snap[k] for k in (*SLOW, "pcie_replays_delta") if k in snap}
 
-    def _gpu(self, fams: Families, results: list[HealthResult], index: int, snap: dict[str, Any]) -> bool:
-        """Samples and health for one GPU; False when it did not answer (lost, needs a reset)."""
+    def _gpu(
+        self,
+        fams: Families,
+        results: list[HealthResult],
+        index: int,
+        snap: dict[str, Any],
+        fatal: NvmlCallError | None,
+    ) -> bool:
+        """Samples and health for one GPU; False when it did not answer (`fatal`: lost, needs a reset)."""
         s, gpu, comp = self.settings, str(index), f"gpu{index}"
         if ok(snap, "uuid") is not None:
             self.identity[index] = (ok(snap, "uuid"), (ok(snap, "pci") or {}).get("busId", ""))
         uuid = self.identity.get(index, ("", ""))[0]
-        fatal = checks.fatal_error(snap)
         results.append(checks.device_health(f"{comp}.device", fatal))
         if fatal is not None or index not in self.identity:
             fams.add("gpuwarden_gpu_up", 0, gpu=gpu, uuid=uuid)
