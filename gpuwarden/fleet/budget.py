@@ -32,17 +32,15 @@ class Lease:
     holder: FleetSemaphore | None  # None: granted without ZooKeeper (a fail-open playbook)
     reason: str
     waited_seconds: float
-    _released: bool = field(default=False, repr=False)
 
     @property
     def fail_open(self) -> bool:
         return self.holder is None
 
     def release(self) -> None:
-        if self._released or self.holder is None:
-            return
-        self._released = True
-        self.holder.release_nowait(wait=2.0)
+        """Idempotent: the semaphore forgets the lease on the first call."""
+        if self.holder is not None:
+            self.holder.release_nowait(wait=2.0)
 
     def __enter__(self) -> Lease:
         return self
