@@ -52,27 +52,8 @@ class WorkerApp:
         self.slots = threading.Semaphore(max_concurrency)
         self.crash = threading.Event()  # set by the crash fault; the main loop exits the process
 
-    def route(self, method: str, path: str) -> str:
-        """The route template for `path` (the `handler` label), or "none" as the instrumentator says."""
-        model = f"/v2/models/{MODEL_NAME}"
-        table = {
-            "/v2/health/live": "/v2/health/live",
-            "/v2/health/ready": "/v2/health/ready",
-            "/v2": "/v2",
-            model: "/v2/models/{model}",
-            f"{model}/ready": "/v2/models/{model}/ready",
-            f"{model}/infer": "/v2/models/{model}/infer",
-            "/metrics": "/metrics",
-            "/admin/fault": "/admin/fault",
-            "/v1/models": "/v1/models",
-            "/v1/completions": "/v1/completions",
-        }
-        if path.startswith("/v2/models/") and path not in table:
-            return "/v2/models/{model}" + ("/infer" if path.endswith("/infer") else "")
-        return table.get(path, "none")
-
-    def handle(self, method: str, path: str, headers: Any, body: bytes) -> Reply:
-        route = self.route(method, path)
+    def handle(self, method: str, path: str, route: str, headers: Any, body: bytes) -> Reply:
+        """Answer one request; `route` is `route(path)`."""
         if route == "/metrics" and method == "GET":
             return 200, self.metrics.render()
         if route == "/admin/fault":
@@ -190,6 +171,29 @@ class WorkerApp:
         return 200, {"fault": fault.kind}
 
 
+_MODEL = f"/v2/models/{MODEL_NAME}"
+# Request path → route template (the `handler` label), built once rather than per request.
+ROUTES = {
+    "/v2/health/live": "/v2/health/live",
+    "/v2/health/ready": "/v2/health/ready",
+    "/v2": "/v2",
+    _MODEL: "/v2/models/{model}",
+    f"{_MODEL}/ready": "/v2/models/{model}/ready",
+    f"{_MODEL}/infer": "/v2/models/{model}/infer",
+    "/metrics": "/metrics",
+    "/admin/fault": "/admin/fault",
+    "/v1/models": "/v1/models",
+    "/v1/completions": "/v1/completions",
+}
+
+
+def route(path: str) -> str:
+    """The route template for `path` (the `handler` label), or "none" as the instrumentator says."""
+    if path.startswith("/v2/models/") and path not in ROUTES:
+        return "/v2/models/{model}" + ("/infer" if path.endswith("/infer") else "")
+    return ROUTES.get(path, "none")
+
+
 def parse_infer(body: bytes) -> tuple[np.ndarray, str | None]:
     """A KServe v2 JSON infer request → the input array; ValueError says what is wrong."""
     try:
@@ -234,15 +238,15 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
         length = int(self.headers.get("Content-Length") or 0)
         reply: dict[str, Any] | bytes
+        template = route(path)
         if length > MAX_BODY:
             code, reply = 413, {"error": f"body larger than {MAX_BODY} bytes"}
             self.close_connection = True
         else:
             body = self.rfile.read(length) if length else b""
-            code, reply = self.app.handle(method, path, self.headers, body)
-        route = self.app.route(method, path)
-        if route not in UNCOUNTED:
-            self.app.metrics.count_http(route, method, code)
+            code, reply = self.app.handle(method, path, template, self.headers, body)
+        if template not in UNCOUNTED:
+            self.app.metrics.count_http(template, method, code)
         data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
         ctype = "text/plain; version=0.0.4; charset=utf-8" if isinstance(reply, bytes) else "application/json"
         try:
