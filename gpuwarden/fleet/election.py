@@ -9,7 +9,6 @@ agreement until the session is known to be alive.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 from kazoo.client import KazooState
 from kazoo.exceptions import KazooException
@@ -19,10 +18,9 @@ from gpuwarden.fleet.client import FleetClient, log
 
 
 class FleetLeader:
-    def __init__(self, fleet: FleetClient, on_change: Callable[[bool], None] | None = None) -> None:
+    def __init__(self, fleet: FleetClient) -> None:
         self.fleet = fleet
         self.election = fleet.zk.Election(fleet.leader_path, fleet.node)
-        self._on_change = on_change
         self._leading = threading.Event()
         self._deposed = threading.Event()
         self._stopped = threading.Event()
@@ -31,9 +29,6 @@ class FleetLeader:
     @property
     def is_leader(self) -> bool:
         return self._leading.is_set() and self.fleet.connected
-
-    def wait_leader(self, timeout: float) -> bool:
-        return self._leading.wait(timeout)
 
     def leader(self) -> str | None:
         """The current leader's node name, as ZooKeeper sees it."""
@@ -73,11 +68,7 @@ class FleetLeader:
             return
         self._leading.set()
         log.info("fleet: %s is the fleet leader", self.fleet.node)
-        if self._on_change:
-            self._on_change(True)
         try:
             self._deposed.wait()
         finally:
             self._leading.clear()
-            if self._on_change:
-                self._on_change(False)
