@@ -16,10 +16,10 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 FaultKind = Literal["errors", "latency", "hang", "crash", "wrong", "none"]
-KINDS: tuple[str, ...] = ("errors", "latency", "hang", "crash", "wrong", "none")
+KINDS: tuple[str, ...] = get_args(FaultKind)
 SIGNAL_BURST_S = 10.0  # SIGUSR1's error burst: long enough for a 5 s scrape interval to see it twice
 
 # The message PyTorch's caching allocator raises (torch.OutOfMemoryError), as vLLM workers log it.
