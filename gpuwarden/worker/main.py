@@ -114,12 +114,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"worker: cannot listen on {args.listen}: {err.strerror}", file=sys.stderr)
         return 1
     stop = threading.Event()
-    burst = faults.Fault("errors", until=None)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(
         signal.SIGUSR1,
-        lambda *_: state.set(faults.Fault(burst.kind, until=time.monotonic() + faults.SIGNAL_BURST_S)),
+        lambda *_: state.set(faults.Fault("errors", until=time.monotonic() + faults.SIGNAL_BURST_S)),
     )
     signal.signal(signal.SIGUSR2, lambda *_: state.clear())
     threading.Thread(target=httpd.serve_forever, name="http", daemon=True).start()
