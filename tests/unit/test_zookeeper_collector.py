@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from prometheus_client.core import Metric
@@ -18,21 +17,16 @@ from gpuwarden import config as configmod
 from gpuwarden.agent.registry import CollectorContext
 from gpuwarden.catalog import catalog_names
 from gpuwarden.collectors.zookeeper import collector as zk
-from gpuwarden.collectors.zookeeper.parse import Mode, Reply, ServerStatus, classify
+from gpuwarden.collectors.zookeeper.parse import Mode, ServerStatus
 from gpuwarden.collectors.zookeeper.probe import four_letter, probe_server
 from gpuwarden.collectors.zookeeper.verdict import judge
 from gpuwarden.config import AgentConfig
 from gpuwarden.health import HealthResult, State
 from gpuwarden.paths import Paths
+from tests.fixtures.zookeeper.support import FIXTURES, recorded
 from tests.golden import assert_golden, exposition, split
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "zookeeper"
 A, B, C, OBS = "10.0.0.1:2181", "10.0.0.2:2181", "10.0.0.3:2181", "10.0.0.9:2181"
-
-
-def recorded(case: str, address: str) -> ServerStatus:
-    r = {c: Reply((FIXTURES / f"{case}.{c}").read_text()) for c in ("ruok", "srvr", "mntr", "isro")}
-    return classify(address, r["ruok"], r["srvr"], r["mntr"], r["isro"])
 
 
 CASES = {

@@ -6,22 +6,10 @@ against Debian's zookeeper package; each state directory holds one server's ruok
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from gpuwarden.collectors.zookeeper.parse import Mode, Reply, ServerStatus, classify, parse_mntr, parse_srvr
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "zookeeper"
-
-
-def replies(case: str) -> dict[str, Reply]:
-    return {c: Reply((FIXTURES / f"{case}.{c}").read_text()) for c in ("ruok", "srvr", "mntr", "isro")}
-
-
-def classified(case: str, address: str = "10.0.0.1:2181") -> ServerStatus:
-    r = replies(case)
-    return classify(address, r["ruok"], r["srvr"], r["mntr"], r["isro"])
+from gpuwarden.collectors.zookeeper.parse import Mode, Reply, classify, parse_mntr, parse_srvr
+from tests.fixtures.zookeeper.support import FIXTURES, recorded, replies
 
 
 @pytest.mark.parametrize(
@@ -37,11 +25,11 @@ def classified(case: str, address: str = "10.0.0.1:2181") -> ServerStatus:
     ],
 )
 def test_each_recorded_server_state_is_classified_as_what_it_was(case: str, mode: Mode) -> None:
-    assert classified(case).mode is mode
+    assert recorded(case).mode is mode
 
 
 def test_a_server_out_of_quorum_still_answers_imok_but_is_not_serving() -> None:
-    status = classified("two_killed/not_serving")
+    status = recorded("two_killed/not_serving")
     assert status.ruok is True
     assert status.mode is Mode.NOT_SERVING
 
@@ -59,7 +47,7 @@ def test_the_whole_mntr_reply_is_parsed_past_the_8k_that_kazoo_command_reads() -
 
 
 def test_the_leader_reports_its_synced_followers_and_learners() -> None:
-    status = classified("leader_killed/leader")
+    status = recorded("leader_killed/leader")
     assert status.stat("zk_synced_followers") == 1
     assert status.stat("zk_learners", "zk_followers") == 1
     assert status.peer_state == "leading - broadcast"
@@ -74,7 +62,7 @@ def test_a_pre_3_6_server_reporting_zk_followers_is_read_through_the_old_name() 
 
 
 def test_a_refused_mntr_is_whitelist_blocked_and_names_the_mode_srvr_gave() -> None:
-    status = classified("whitelist_srvr_only/server")
+    status = recorded("whitelist_srvr_only/server")
     assert status.mode is Mode.WHITELIST_BLOCKED
     assert "mntr is not in 4lw.commands.whitelist" in status.detail
     assert "Mode: follower" in status.detail

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gpuwarden.collectors.zookeeper.parse import Mode, Reply, ServerStatus, classify
+from gpuwarden.collectors.zookeeper.parse import Mode, ServerStatus
 from gpuwarden.collectors.zookeeper.verdict import Verdict, judge, majority
+from tests.fixtures.zookeeper.support import recorded
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "zookeeper"
 A, B, C = "10.0.0.1:2181", "10.0.0.2:2181", "10.0.0.3:2181"
-
-
-def recorded(case: str, address: str) -> ServerStatus:
-    r = {c: Reply((FIXTURES / f"{case}.{c}").read_text()) for c in ("ruok", "srvr", "mntr", "isro")}
-    return classify(address, r["ruok"], r["srvr"], r["mntr"], r["isro"])
 
 
 def down(address: str) -> ServerStatus:
