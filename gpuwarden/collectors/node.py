@@ -109,7 +109,8 @@ class NodeCollector:
         self.doctor = exporter_for(ctx.config, ctx.paths)
 
     def close(self) -> None:
-        pass
+        if self.doctor is not None:
+            self.doctor.close()
 
     def collect(self) -> Iterator[Item]:
         fams = Families(CATALOG)

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import Metric
 
 from gpuwarden.catalog import Families, MetricSpec
+from gpuwarden.collectors.gpu.worker import DriverUnresponsive, NvmlThread
 from gpuwarden.doctor.findings import Finding, Status
+from gpuwarden.doctor.gpu import NvmlFacts, read_nvml
 from gpuwarden.doctor.run import DoctorInputs, run_checks
 from gpuwarden.paths import Paths
 
@@ -38,16 +40,31 @@ CATALOG = (
 
 
 class DoctorExporter:
-    def __init__(self, inputs: DoctorInputs, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, inputs: DoctorInputs, nvml_deadline: float, clock: Callable[[], float] = time.time
+    ) -> None:
         self.inputs = inputs
         self.clock = clock
         self.last_run: float | None = None
         self.findings: list[Finding] = []
+        # A driver stuck in D state never returns from NVML: ask on the GPU collector's kind of NVML thread,
+        # under a deadline, so the node collector that embeds this keeps its own series through the hang.
+        self.nvml_deadline = nvml_deadline
+        self.nvml_thread = NvmlThread("doctor-nvml")
+
+    def close(self) -> None:
+        self.nvml_thread.stop()
+
+    def _nvml(self) -> NvmlFacts | str:
+        try:
+            return self.nvml_thread.run("doctor", lambda: read_nvml(self.inputs.nvml), self.nvml_deadline)
+        except DriverUnresponsive as err:
+            return f"skipped: {err}"
 
     def collect(self) -> Iterator[Metric]:
         now = self.clock()
         if self.last_run is None or now - self.last_run >= self.inputs.settings.metrics_interval:
-            self.findings = run_checks(self.inputs)
+            self.findings = run_checks(self.inputs, self._nvml())
             self.last_run = now
         fams = Families(CATALOG)
         for f in self.findings:
@@ -64,4 +81,6 @@ def exporter_for(config: AgentConfig, paths: Paths) -> DoctorExporter | None:
     """The exporter the node collector embeds; None when `doctor.export_metrics` is off."""
     if not config.doctor.export_metrics:
         return None
-    return DoctorExporter(DoctorInputs.from_config(config, paths, checksums=False))
+    inputs = DoctorInputs.from_config(config, paths, checksums=False)
+    # Half the node collector's deadline: a hung driver costs the doctor's GPU rows, never the node's cycle.
+    return DoctorExporter(inputs, nvml_deadline=config.collector_settings("node").timeout / 2)

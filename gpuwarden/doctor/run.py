@@ -10,7 +10,7 @@ from gpuwarden.collectors.gpu.backend import Backend
 from gpuwarden.doctor import host, stack
 from gpuwarden.doctor.checksum import ManifestError, verify
 from gpuwarden.doctor.findings import Finding, Status, failed, passed, skipped
-from gpuwarden.doctor.gpu import read_nvml
+from gpuwarden.doctor.gpu import NvmlFacts, read_nvml
 from gpuwarden.doctor.settings import DoctorSettings
 from gpuwarden.doctor.software import detect_versions
 from gpuwarden.paths import Paths
@@ -75,10 +75,12 @@ def check_checksums(inputs: DoctorInputs) -> Finding:
     )
 
 
-def run_checks(inputs: DoctorInputs) -> list[Finding]:
+def run_checks(inputs: DoctorInputs, nvml: NvmlFacts | str | None = None) -> list[Finding]:
+    """Every check; `nvml` is what NVML answered when the caller asked already (under its own deadline)."""
     s, paths = inputs.settings, inputs.paths
     meminfo = host.read_meminfo(paths)
-    nvml = read_nvml(inputs.nvml)
+    if nvml is None:
+        nvml = read_nvml(inputs.nvml)
     versions: dict[str, str | None] = {}
 
     def software() -> list[Finding]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 
 from gpuwarden.agent.registry import CollectorContext
 from gpuwarden.catalog import catalog_names
+from gpuwarden.collectors.gpu.replay import ReplayBackend
 from gpuwarden.collectors.node import NodeCollector
 from gpuwarden.config import from_mapping
 from gpuwarden.doctor import metrics as doctor_metrics
@@ -73,11 +76,32 @@ def test_doctor_checks_rerun_only_after_the_metrics_interval() -> None:
 
     cfg = from_mapping({"doctor": {"metrics_interval": 300}})
     inputs = DoctorInputs(settings=cfg.doctor, paths=Paths(procfs=str(BAD / "proc")), versions=versions)
-    exporter = doctor_metrics.DoctorExporter(inputs, clock=lambda: now[0])
+    exporter = doctor_metrics.DoctorExporter(inputs, nvml_deadline=5.0, clock=lambda: now[0])
     for t in (0.0, 15.0, 299.0, 300.0, 315.0):
         now[0] = t
         list(exporter.collect())
     assert runs == [0.0, 300.0]
+
+
+def test_a_hung_driver_costs_the_doctor_its_gpu_rows_not_the_node_cycle() -> None:
+    recording = json.loads((FIXTURES / "nvml" / "h200-idle.json").read_text())
+    backend = ReplayBackend({**recording, "script": {"devices": [{"name": {"hang": True}}]}})
+    cfg = from_mapping({"doctor": {"gpu_count": 1}})
+    inputs = DoctorInputs(
+        settings=cfg.doctor, paths=Paths(procfs=str(BAD / "proc"), sysfs=str(BAD / "sys")), nvml=backend
+    )
+    exporter = doctor_metrics.DoctorExporter(inputs, nvml_deadline=0.2)
+    try:
+        start = time.monotonic()
+        status = status_of(list(exporter.collect()))
+        assert time.monotonic() - start < 5
+        assert status["nvidia_driver"] == "skip" and status["gpu_count"] == "skip"
+        assert status["transparent_hugepages"] == "fail"  # the host rows still ran
+        rows = {f.check: f for f in exporter.findings}
+        assert "has not returned" in rows["nvidia_driver"].detail
+    finally:
+        backend.shutdown()  # the hung replay call returns
+        exporter.close()
 
 
 @pytest.mark.integration
