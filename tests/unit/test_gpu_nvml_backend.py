@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pynvml
 
-from gpuwarden.collectors.gpu.nvml_backend import _field_value, _used, plain
+from gpuwarden.collectors.gpu.backend import GPU_IS_LOST, NvmlCallError
+from gpuwarden.collectors.gpu.nvml_backend import _field_value, _handle, _used, plain
 from gpuwarden.collectors.gpu.procs import UnitCache, unit_of
 from gpuwarden.paths import Paths
 
@@ -31,6 +32,21 @@ def test_each_field_value_type_is_read_from_its_union_member() -> None:
     values[1].valueType, values[1].value.ullVal = pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG, 4479646912
     values[2].valueType, values[2].value.siVal = pynvml.NVML_VALUE_TYPE_SIGNED_INT, -3
     assert [_field_value(v) for v in values] == [1.5, 4479646912, -3]
+
+
+def test_a_gpu_without_a_handle_at_init_is_that_gpus_error_not_an_init_failure() -> None:
+    class LostGpu:  # the two names of nvidia-ml-py that _handle uses
+        NVMLError = pynvml.NVMLError
+
+        @staticmethod
+        def nvmlDeviceGetHandleByIndex(index: int) -> object:  # noqa: N802 - pynvml's name
+            if index == 1:
+                raise pynvml.NVMLError(GPU_IS_LOST)
+            return f"handle{index}"
+
+    assert _handle(LostGpu, 0) == "handle0"
+    lost = _handle(LostGpu, 1)
+    assert isinstance(lost, NvmlCallError) and lost.code == GPU_IS_LOST
 
 
 def test_process_memory_nvml_cannot_see_is_absent_not_huge() -> None:

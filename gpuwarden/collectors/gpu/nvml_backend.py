@@ -69,8 +69,10 @@ class NvmlBackend:
             ) from None
         self._nvml = pynvml
         count = pynvml.nvmlDeviceGetCount()
-        self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
-        self._handle_index = {_address(h): i for i, h in enumerate(self._handles)}
+        self._handles = [_handle(pynvml, i) for i in range(count)]
+        self._handle_index = {
+            _address(h): i for i, h in enumerate(self._handles) if not isinstance(h, NvmlCallError)
+        }
         return {
             "driver_version": plain(pynvml.nvmlSystemGetDriverVersion()),
             "nvml_version": plain(pynvml.nvmlSystemGetNVMLVersion()),
@@ -89,6 +91,8 @@ class NvmlBackend:
         if index >= len(self._handles):  # a GPU index past the handles opened at init: it fell off since
             raise NvmlCallError(GPU_IS_LOST, q.fn)
         handle = self._handles[index]
+        if isinstance(handle, NvmlCallError):  # no handle since init: every question answers its error
+            raise NvmlCallError(handle.code, q.fn)
         try:
             if key == "memory":
                 return plain(nvml.nvmlDeviceGetMemoryInfo(handle, version=nvml.nvmlMemory_v2))
@@ -122,6 +126,8 @@ class NvmlBackend:
         self._event_set = nvml.nvmlEventSetCreate()
         accepted = []
         for i, handle in enumerate(self._handles):
+            if isinstance(handle, NvmlCallError):
+                continue
             try:
                 nvml.nvmlDeviceRegisterEvents(handle, XID_CRITICAL_ERROR, self._event_set)
                 accepted.append(i)
@@ -151,6 +157,16 @@ class NvmlBackend:
         except self._nvml.NVMLError:
             pass
         self._nvml = None
+
+
+def _handle(nvml: Any, index: int) -> Any:
+    """GPU `index`'s handle, or the error that stands for it. A GPU lost before the agent started has no
+    handle (nvidia-smi: "Unable to determine the device handle for GPU ...: GPU is lost"); it must become
+    that GPU's health, not an init failure that hides the other GPUs and the kernel log's XIDs."""
+    try:
+        return nvml.nvmlDeviceGetHandleByIndex(index)
+    except nvml.NVMLError as err:
+        return NvmlCallError(int(err.value), "nvmlDeviceGetHandleByIndex")
 
 
 def _address(handle: Any) -> int:
