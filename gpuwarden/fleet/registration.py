@@ -74,9 +74,15 @@ class Registration:
         return self
 
     def update(self, info: Mapping[str, Any]) -> None:
-        """Publish a new health summary without blocking; while disconnected it is sent on reconnect."""
+        """Publish a new health summary without blocking; while disconnected it is sent on reconnect.
+
+        An unchanged summary is not written again: the daemon refreshes every few seconds on every node, a
+        ZooKeeper write is a quorum write, and the ephemeral node itself already says the agent is alive."""
+        info = dict(info)
         with self._lock:
-            self._info = dict(info)
+            if info == self._info and not self._dirty.is_set():
+                return
+            self._info = info
         self._publish()
 
     def _publish(self) -> None:
