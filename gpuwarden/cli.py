@@ -10,15 +10,6 @@ from gpuwarden import config as configmod
 from gpuwarden.config import EX_CONFIG, ConfigError
 
 
-def _load_or_exit(path: str | None) -> configmod.AgentConfig | int:
-    try:
-        return configmod.load(path)
-    except ConfigError as err:
-        for problem in err.problems:
-            print(f"config error: {problem}", file=sys.stderr)
-        return EX_CONFIG
-
-
 def cmd_agent(args: argparse.Namespace) -> int:
     from gpuwarden.agent.daemon import Agent
 
@@ -26,11 +17,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         try:
             configmod.parse_listen(args.listen)
         except ValueError as err:
-            print(f"config error: --listen: {err}", file=sys.stderr)
-            return EX_CONFIG
-    cfg = _load_or_exit(args.config)
-    if isinstance(cfg, int):
-        return cfg
+            raise ConfigError([f"--listen: {err}"]) from None
+    cfg = configmod.load(args.config)
     try:
         return Agent(cfg, args.config, args.listen, args.log_format).run()
     except OSError as err:  # the listen address is taken or the TLS files cannot be read
@@ -39,9 +27,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    cfg = _load_or_exit(args.file)
-    if isinstance(cfg, int):
-        return cfg
+    configmod.load(args.file)
     print("OK")
     return 0
 
@@ -113,5 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except ConfigError as err:  # the one place a bad config or flag becomes lines on stderr and exit 78
+        for problem in err.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        return EX_CONFIG
     except KeyboardInterrupt:
         return 130

@@ -169,9 +169,13 @@ def from_mapping(data: object) -> AgentConfig:
     if not isinstance(data, dict):
         raise ConfigError(["(top level): must be a mapping"])
     try:
-        return AgentConfig.model_validate(data)
+        config = AgentConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_errors(err)) from None
+    problems = [line for name in REGISTRY for line in config.collector_settings(name).problems(config)]
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
 def load(path: str | None) -> AgentConfig:

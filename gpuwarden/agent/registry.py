@@ -33,6 +33,10 @@ class CollectorSettings(StrictModel):
     interval: float = Field(15.0, gt=0, description="seconds between two collections")
     timeout: float = Field(10.0, gt=0, description="deadline for one collection, in seconds")
 
+    def problems(self, config: AgentConfig) -> list[str]:
+        """Checks that need other sections of the config; `key.path: reason` lines, empty when fine."""
+        return []
+
 
 @dataclass(frozen=True)
 class CollectorContext:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gpuwarden import config as configmod
 from gpuwarden.doctor.findings import Finding, Status, exit_code
 from gpuwarden.doctor.report import as_json, table
 from gpuwarden.doctor.run import DoctorInputs, run_checks
@@ -17,11 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cli(args: argparse.Namespace) -> int:
-    from gpuwarden.cli import _load_or_exit  # the one place that prints config errors and returns 78
-
-    cfg = _load_or_exit(args.config)
-    if isinstance(cfg, int):
-        return cfg
+    cfg = configmod.load(args.config)  # a ConfigError becomes exit 78 in cli.main
     inputs = DoctorInputs.from_config(
         cfg,
         cfg.paths.paths(),

@@ -11,8 +11,7 @@ from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
 from gpuwarden import config as configmod
-from gpuwarden.cli import _load_or_exit
-from gpuwarden.config import EX_CONFIG, ConfigError
+from gpuwarden.config import ConfigError
 from gpuwarden.fleet.budget import FleetBudget
 from gpuwarden.fleet.client import FleetClient, FleetUnavailable
 from gpuwarden.fleet.election import FleetLeader
@@ -44,15 +43,8 @@ def _settings(args: argparse.Namespace, fleet: FleetSection) -> FleetSection:
 
 
 def ls(args: argparse.Namespace) -> int:
-    cfg = _load_or_exit(args.config)
-    if isinstance(cfg, int):
-        return cfg
-    try:
-        settings = _settings(args, cfg.fleet)
-    except ConfigError as err:  # a bad --hosts/--cluster, or no servers at all
-        for problem in err.problems:
-            print(f"config error: {problem}", file=sys.stderr)
-        return EX_CONFIG
+    cfg = configmod.load(args.config)  # a ConfigError (bad file or flag) becomes exit 78 in cli.main
+    settings = _settings(args, cfg.fleet)
     # kazoo logs every refused reconnect; the one line below says what matters to the operator.
     logging.getLogger("kazoo").setLevel(logging.CRITICAL)
     try:

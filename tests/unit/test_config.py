@@ -77,6 +77,11 @@ BAD_CONFIGS = [
         id="every problem is reported at once, not just the first",
     ),
     pytest.param([1, 2], ["(top level): must be a mapping"], id="a list at the top level is rejected"),
+    pytest.param(
+        {"collectors": {"zookeeper": {"enabled": True}}},
+        ["collectors.zookeeper.servers: name the ensemble's servers (or set fleet.hosts)"],
+        id="a check that needs two sections names the key to fix",
+    ),
 ]
 
 

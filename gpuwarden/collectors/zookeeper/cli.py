@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from gpuwarden.cli import _load_or_exit
+from gpuwarden import config as configmod
 from gpuwarden.collectors.zookeeper.collector import check
 from gpuwarden.collectors.zookeeper.parse import ServerStatus
 from gpuwarden.collectors.zookeeper.verdict import EnsembleVerdict
-from gpuwarden.config import EX_CONFIG, AgentConfig, ConfigError
+from gpuwarden.config import AgentConfig, ConfigError
 from gpuwarden.fleet.address import split_address
 
 
@@ -73,15 +72,8 @@ def render(name: str, verdict: EnsembleVerdict, status: dict[str, ServerStatus],
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = _load_or_exit(args.config)
-    if isinstance(cfg, int):
-        return cfg
-    try:
-        voters, observers = _ensemble(args, cfg)
-    except ConfigError as err:  # a bad --servers or --observers address
-        for problem in err.problems:
-            print(f"config error: {problem}", file=sys.stderr)
-        return EX_CONFIG
+    cfg = configmod.load(args.config)  # a ConfigError (bad file or flag) becomes exit 78 in cli.main
+    voters, observers = _ensemble(args, cfg)
     zk = cfg.collector_settings("zookeeper")
     verdict, status = check(voters, observers, args.timeout or zk.probe_timeout)
     if args.json:

@@ -9,7 +9,7 @@ tolerable_failures are left out rather than exported as 0: a refused probe is no
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -19,6 +19,9 @@ from gpuwarden.collectors.zookeeper.parse import SERVING_MODES, Mode, ServerStat
 from gpuwarden.collectors.zookeeper.probe import probe_all
 from gpuwarden.collectors.zookeeper.verdict import EnsembleVerdict, Verdict, judge
 from gpuwarden.fleet.address import check_address
+
+if TYPE_CHECKING:
+    from gpuwarden.config import AgentConfig
 from gpuwarden.health import Action, HealthResult, State
 
 Address = Annotated[str, AfterValidator(check_address)]
@@ -35,6 +38,11 @@ class ZookeeperSettings(CollectorSettings):
     probe_timeout: float = Field(
         1.0, gt=0, description="seconds allowed for each four-letter-word exchange with one server"
     )
+
+    def problems(self, config: AgentConfig) -> list[str]:
+        if self.enabled and not self.servers and not config.fleet.hosts:
+            return ["collectors.zookeeper.servers: name the ensemble's servers (or set fleet.hosts)"]
+        return []
 
     @model_validator(mode="after")
     def _distinct(self) -> ZookeeperSettings:
