@@ -66,8 +66,8 @@ class Agent:
         self.server = self._start_server(self.config)
         self.log.info("gpuwarden %s serving on %s", gpuwarden.__version__, self.server.address)
         self.scheduler.start()
-        self._install_fleet(self.config, None)
         self._install_collectors(self.config)
+        self._install_fleet(self.config, None)  # after the first collection: it registers real health
         names = ", ".join(self.runner.names()) or "none"
         self.notifier.notify("READY=1", f"STATUS=serving on {self.server.address}; collectors: {names}")
         self.log.info("first collection done; collectors: %s", names)
@@ -136,7 +136,8 @@ class Agent:
 
     def _install_collectors(self, config: AgentConfig) -> None:
         """Replace the collector set, run each once (so READY means data is there), then schedule."""
-        self.scheduler.remove_all_jobs()
+        for name in self.runner.names():
+            self.scheduler.remove_job(name)
         self.runner.set_collectors(self._build_collectors(config))
         first = [
             threading.Thread(target=self.runner.run, args=(n,), daemon=True) for n in self.runner.names()
@@ -148,9 +149,6 @@ class Agent:
         for name in self.runner.names():
             interval = config.collector_settings(name).interval
             self.scheduler.add_job(self.runner.run, "interval", seconds=interval, args=[name], id=name)
-        if self.fleet:
-            self.fleet.refresh()
-            self.scheduler.add_job(self.fleet.refresh, "interval", seconds=FLEET_REFRESH_SECONDS, id="fleet")
 
     def _fleet_summary(self) -> dict[str, object]:
         gpu = self.runner.collector("gpu")
@@ -163,10 +161,12 @@ class Agent:
         if old is not None and old.fleet == config.fleet:
             return
         if self.fleet:
+            self.scheduler.remove_job("fleet")
             self.fleet.stop()
             self.fleet = None
         if config.fleet.enabled:
             self.fleet = FleetMember(config.fleet, self._fleet_summary).start()
+            self.scheduler.add_job(self.fleet.refresh, "interval", seconds=FLEET_REFRESH_SECONDS, id="fleet")
             self.log.info("joining fleet %s as %s", config.fleet.cluster, config.fleet.node_name())
 
     def reload(self) -> None:
@@ -190,7 +190,7 @@ class Agent:
             self.server = self._start_server(new)
             self.log.info("now serving on %s", self.server.address)
         self.runner.reload_ok, self.runner.reload_timestamp = True, time.time()
-        self._install_fleet(new, old)
         self._install_collectors(new)
+        self._install_fleet(new, old)
         self.notifier.notify("READY=1", "STATUS=configuration reloaded")
         self.log.info("configuration reloaded")
