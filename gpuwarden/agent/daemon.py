@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import resource
 import signal
 import threading
 import time
@@ -57,6 +59,7 @@ class Agent:
         self.runner.add_source(self.http_stats)
         self.fleet: FleetMember | None = None
         self._wake = threading.Event()
+        self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._stop = False
         self._reload = False
 
@@ -72,9 +75,11 @@ class Agent:
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def run(self) -> int:
+        threading.Thread(target=self._dispatch_signals, name="signals", daemon=True).start()
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_signal)
+        _raise_fd_limit(self.config.agent.http.max_connections + 256)
         self.server = self._start_server(self.config)
         self.log.info("gpuwarden %s serving on %s", gpuwarden.__version__, self.server.address)
         self.scheduler.start()
@@ -95,13 +100,20 @@ class Agent:
         return 0
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if signum == signal.SIGHUP:
-            self._reload = True
-        elif not self._stop:
-            self._stop = True
-            # The main thread may be inside a reload or the first collection; the deadline starts now.
-            threading.Thread(target=self._exit_deadline, name="exit-deadline", daemon=True).start()
-        self._wake.set()
+        # Only this: SimpleQueue.put is safe in a signal handler. Event.set is not: it takes a lock that the
+        # interrupted main thread may be holding (a reload then never ran; the handler deadlocked).
+        self._signals.put(signum)
+
+    def _dispatch_signals(self) -> None:
+        """Acts on signals even while the main thread is busy in a reload or the first collection."""
+        while True:
+            signum = self._signals.get()
+            if signum == signal.SIGHUP:
+                self._reload = True
+            elif not self._stop:
+                self._stop = True
+                threading.Thread(target=self._exit_deadline, name="exit-deadline", daemon=True).start()
+            self._wake.set()
 
     def _exit_deadline(self) -> None:
         time.sleep(EXIT_DEADLINE_SECONDS)
@@ -234,3 +246,12 @@ def _same_inputs(name: str, old: AgentConfig, new: AgentConfig) -> bool:
     return old.collector_settings(name) == new.collector_settings(name) and old.model_dump(
         exclude=shared
     ) == new.model_dump(exclude=shared)
+
+
+def _raise_fd_limit(wanted: int) -> None:
+    """Lift the soft descriptor limit toward `wanted` (Go's runtime lifts it to the hard limit at start):
+    outside systemd (LimitNOFILE=65536) it is often 1024, below the HTTP connection limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
