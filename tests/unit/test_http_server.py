@@ -59,21 +59,25 @@ def connect(server: Server) -> socket.socket:
     return socket.create_connection(server.address, timeout=5)
 
 
+_pending: dict[int, bytes] = {}  # bytes read past one response, per socket (pipelined answers)
+
+
 def read_response(s: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    data = b""
+    data = _pending.pop(s.fileno(), b"")
     while b"\r\n\r\n" not in data:
         chunk = s.recv(65536)
         assert chunk, f"closed before a response: {data!r}"
         data += chunk
-    head, body = data.split(b"\r\n\r\n", 1)
+    head, rest = data.split(b"\r\n\r\n", 1)
     lines = head.decode("latin-1").split("\r\n")
     headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    status = int(lines[0].split()[1])
-    while len(body) < int(headers["content-length"]):
+    length = int(headers["content-length"])
+    while len(rest) < length:
         chunk = s.recv(65536)
         assert chunk
-        body += chunk
-    return status, headers, body
+        rest += chunk
+    _pending[s.fileno()] = rest[length:]
+    return int(lines[0].split()[1]), headers, rest[:length]
 
 
 def test_keep_alive_and_pipelined_requests_are_answered_in_order(served: tuple[Server, App]) -> None:
