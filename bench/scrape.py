@@ -4,11 +4,16 @@ Both run on loopback. gpuwarden exposes at least 500 samples (node collector plu
 per-GPU series shaped like an 8-GPU node's). The two are scraped the same number of times, interleaved, the
 way Prometheus scrapes (keep-alive, gzip accepted). Prints p50/p99 of each and the p99 ratio.
 Target (the foundation issue): gpuwarden's p99 at most a quarter of node_exporter's.
+
+`--clients 500` adds a burst: that many keep-alive scrapers connect at once and scrape `--rounds` times each,
+against each target in turn; prints connect and scrape p50/p99, connect timeouts and errors (issue 16: the
+stdlib's listen backlog of 5 made 200-500 scrapers wait ~1 s to connect, some 26 s).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import shutil
 import statistics
 import subprocess
@@ -58,9 +63,83 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if q < 100 else max(values)
 
 
+async def _scraper(
+    host: str, port: int, rounds: int, start: asyncio.Event, connects: list[float], scrapes: list[float]
+) -> str | None:
+    """One keep-alive client: connect (10 s limit), then `rounds` gzip scrapes; the error, or None."""
+    await start.wait()
+    began = time.perf_counter()
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
+    except TimeoutError:
+        return "connect timeout"
+    except OSError as err:
+        return f"connect: {err.strerror}"
+    connects.append(time.perf_counter() - began)
+    request = f"GET /metrics HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: gzip\r\n\r\n".encode()
+    try:
+        for _ in range(rounds):
+            began = time.perf_counter()
+            writer.write(request)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            if not head.startswith(b"HTTP/1.1 200"):
+                return head.split(b"\r\n", 1)[0].decode()
+            await asyncio.wait_for(_read_body(reader, head), 10)
+            scrapes.append(time.perf_counter() - began)
+    except (TimeoutError, OSError, asyncio.IncompleteReadError) as err:
+        return f"scrape: {type(err).__name__}"
+    finally:
+        writer.close()
+    return None
+
+
+async def _read_body(reader: asyncio.StreamReader, head: bytes) -> None:
+    """Content-Length or chunked (node_exporter's Go server chunks larger bodies)."""
+    fields = dict(line.lower().split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line)
+    if b"content-length" in fields:
+        await reader.readexactly(int(fields[b"content-length"]))
+        return
+    while size := int((await reader.readuntil(b"\r\n")).strip(), 16):
+        await reader.readexactly(size + 2)
+    await reader.readuntil(b"\r\n")
+
+
+async def _burst(url: str, clients: int, rounds: int) -> tuple[list[float], list[float], list[str]]:
+    host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    start = asyncio.Event()
+    connects: list[float] = []
+    scrapes: list[float] = []
+    tasks = [
+        asyncio.create_task(_scraper(host, int(port), rounds, start, connects, scrapes))
+        for _ in range(clients)
+    ]
+    await asyncio.sleep(0.1)
+    start.set()  # all at once: a burst of SYNs, as Prometheus replicas and federation produce
+    errors = [e for e in await asyncio.gather(*tasks) if e]
+    return connects, scrapes, errors
+
+
+def burst(targets: dict[str, str], clients: int, rounds: int) -> None:
+    print(f"burst: {clients} keep-alive scrapers connecting at once, {rounds} scrapes each, loopback")
+    results = {}
+    for name, url in targets.items():
+        connects, scrapes, errors = asyncio.run(_burst(url, clients, rounds))
+        results[name] = scrapes
+        timeouts = sum(e == "connect timeout" for e in errors)
+        connect = f"connect p50={pct(connects, 50) * 1e3:6.1f} ms p99={pct(connects, 99) * 1e3:6.1f} ms"
+        scrape = f"scrape p50={pct(scrapes, 50) * 1e3:6.1f} ms p99={pct(scrapes, 99) * 1e3:6.1f} ms"
+        print(
+            f"  {name:14s} {connect}  {scrape}  connect timeouts={timeouts}  errors={len(errors) - timeouts}"
+        )
+    ours, theirs = results["gpuwarden"], results["node_exporter"]
+    print(f"  ratio scrape p99 gpuwarden / node_exporter = {pct(ours, 99) / pct(theirs, 99):.3f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scrapes", type=int, default=1000, help="scrapes of each target")
+    parser.add_argument("--clients", type=int, default=0, help="also run a burst of this many scrapers")
+    parser.add_argument("--rounds", type=int, default=10, help="scrapes per client in the burst")
     args = parser.parse_args()
     if shutil.which(NODE_EXPORTER) is None:
         raise SystemExit(f"{NODE_EXPORTER} is not installed (Debian package prometheus-node-exporter)")
@@ -93,6 +172,10 @@ def main() -> int:
             for url in targets.values():
                 wait_http(url)
             sessions = {name: requests.Session() for name in targets}
+            deadline = time.monotonic() + 30  # the agent serves before its first collection has finished
+            ours_url = targets["gpuwarden"]
+            while samples(sessions["gpuwarden"].get(ours_url).text) < 500 and time.monotonic() < deadline:
+                time.sleep(0.2)
             counts = {name: samples(sessions[name].get(url).text) for name, url in targets.items()}
             if counts["gpuwarden"] < 500:
                 raise SystemExit(f"gpuwarden exposes only {counts['gpuwarden']} samples; the bench needs 500")
@@ -107,6 +190,8 @@ def main() -> int:
                     _ = response.content
                     latencies[name].append(time.perf_counter() - start)
                     assert response.status_code == 200
+            if args.clients:
+                burst(targets, args.clients, args.rounds)
         finally:
             for proc in procs:
                 proc.terminate()
