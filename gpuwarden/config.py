@@ -74,12 +74,24 @@ class HTTPSettings(StrictModel):
     max_connections: int = Field(1024, ge=16, le=65536, description="open client connections, idle included")
     handler_threads: int = Field(8, ge=1, le=64, description="threads running non-inline request handlers")
     backlog: int = Field(1024, ge=16, le=65535, description="listen() queue (capped at somaxconn)")
-    max_header_bytes: int = Field(16384, ge=1024, le=1 << 20, description="request line and headers")
-    max_body_bytes: int = Field(1 << 20, ge=0, le=1 << 30, description="request body")
-    handshake_timeout: float = Field(5.0, gt=0, le=300, allow_inf_nan=False, description="TLS handshake, s")
-    request_timeout: float = Field(10.0, gt=0, le=300, allow_inf_nan=False, description="one request, s")
-    idle_timeout: float = Field(120.0, gt=0, le=3600, allow_inf_nan=False, description="keep-alive idle, s")
-    write_timeout: float = Field(10.0, gt=0, le=300, allow_inf_nan=False, description="one response, s")
+    max_header_bytes: int = Field(
+        16384, ge=1024, le=1 << 20, description="bytes of request line and headers (431 past it)"
+    )
+    max_body_bytes: int = Field(
+        1 << 20, ge=0, le=1 << 30, description="bytes of request body (413 past it, unread)"
+    )
+    handshake_timeout: float = Field(
+        5.0, gt=0, le=300, allow_inf_nan=False, description="seconds for a TLS handshake"
+    )
+    request_timeout: float = Field(
+        10.0, gt=0, le=300, allow_inf_nan=False, description="seconds from a request's first byte to its last"
+    )
+    idle_timeout: float = Field(
+        120.0, gt=0, le=3600, allow_inf_nan=False, description="seconds a keep-alive connection may idle"
+    )
+    write_timeout: float = Field(
+        10.0, gt=0, le=300, allow_inf_nan=False, description="seconds for a client to take its response"
+    )
 
     def limits(self) -> Limits:
         return Limits(**self.model_dump())
