@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.fixtures.nvml.support import NVML, kmsg_logged
 from tests.integration.agent_process import AgentProcess, free_port, get, only_collectors
 from tests.integration.test_agent_e2e import _make_pki
 
@@ -148,3 +149,23 @@ def _threads(pid: int) -> int:
         if line.startswith("Threads:"):
             return int(line.split()[1])
     raise AssertionError("no Threads: line")
+
+
+def test_health_is_200_by_default_and_fail_status_turns_an_unhealthy_node_into_503(tmp_path: Path) -> None:
+    # The recorded H200 with XID 79 in its kernel log: the node is UNHEALTHY (reboot_node).
+    (tmp_path / "kmsg").write_text(kmsg_logged((NVML / "kmsg-xid.txt").read_text()))
+    port = free_port()
+    gpu = {"backend": "replay", "replay_file": str(NVML / "h200-busy.json"), "expected_gpus": 1}
+    cfg = {
+        "agent": {"listen": f"127.0.0.1:{port}"},
+        "paths": {"devfs": str(tmp_path), "procfs": str(NVML / "proc")},
+        "collectors": only_collectors({"gpu": {"interval": 0.25, "timeout": 3, **gpu}}),
+    }
+    with running(tmp_path, cfg):
+        url = f"http://127.0.0.1:{port}/health"
+        plain = get(url)
+        assert plain.status_code == 200 and plain.json()["status"] == "UNHEALTHY"
+        failing = get(f"{url}?fail_status=503")
+        assert failing.status_code == 503 and failing.json() == get(url).json()
+        bad = get(f"{url}?fail_status=200")
+        assert bad.status_code == 400 and "fail_status" in bad.json()["error"]
