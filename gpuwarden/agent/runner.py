@@ -114,6 +114,13 @@ class Runner:
         # The agent's own process metrics: this reads the agent's own /proc/self, not the host roots.
         self._registry.register(ProcessCollector(registry=None))
 
+    def add_source(self, source: object) -> None:
+        """Series that are not a collector's (the remediation engine's): rendered with every exposition."""
+        self._registry.register(source)  # type: ignore[arg-type]
+
+    def remove_source(self, source: object) -> None:
+        self._registry.unregister(source)  # type: ignore[arg-type]
+
     # -- collector set -------------------------------------------------------------------------------
     def set_collectors(self, collectors: dict[str, tuple[Collector, CollectorSettings]]) -> None:
         """Swap in a new collector set (start, reload); closes the collectors it replaces."""
