@@ -39,7 +39,7 @@ class History:
     attempts: deque[float] = field(default_factory=deque)
     last_end: float = 0.0
     last_result: str | None = None
-    failures: int = 0  # consecutive failed runs that acted
+    failures: list[float] = field(default_factory=list)  # end times of the consecutive failed runs
     exhausted: str | None = None  # the reason, while terminal
 
 
@@ -66,7 +66,7 @@ class Rails:
         elif step == "outcome" and r["run"] in self._attempted:
             h = self.histories[key]
             h.last_end, h.last_result = r["ts"], r["result"]
-            h.failures = 0 if r["result"] == "succeeded" else h.failures + 1
+            h.failures = [] if r["result"] == "succeeded" else [*h.failures, r["ts"]]
         elif step == "exhausted":
             self.histories[key].exhausted = r.get("reason", "attempt budget exhausted")
         elif step == "reset":
@@ -97,15 +97,25 @@ class Rails:
             )
         if h.last_result == "succeeded" and now < h.last_end + rails.cooldown_s:
             return Decision(False, "cooldown", f"last run succeeded {now - h.last_end:.0f}s ago")
-        if h.failures and now - h.last_end >= rails.backoff_reset_s:
-            h.failures = 0  # quiet long enough: the next failure starts from the initial back-off
-        if h.failures:
-            wait = min(rails.backoff_initial_s * 2 ** (h.failures - 1), rails.backoff_max_s)
+        streak = _streak(h.failures, now, rails.backoff_reset_s)
+        if streak:
+            wait = min(rails.backoff_initial_s * 2 ** (streak - 1), rails.backoff_max_s)
             if now < h.last_end + wait:
-                return Decision(False, "backoff", f"{h.failures} failed run(s): waiting {wait:g}s")
+                return Decision(False, "backoff", f"{streak} failed run(s) in a row: waiting {wait:g}s")
         while h.attempts and h.attempts[0] <= now - rails.window_s:
             h.attempts.popleft()
         if len(h.attempts) >= rails.max_attempts:
             why = f"{len(h.attempts)} attempts within {rails.window_s:g}s"
             return Decision(False, "budget", why)
         return Decision(True, "", "all rails passed")
+
+
+def _streak(failures: list[float], now: float, reset_s: float) -> int:
+    """Failed runs in a row, counting back from `now` until a quiet gap of `reset_s` (then the back-off
+    starts from its initial value again: systemd's RestartSteps never resets, systemd#43813)."""
+    streak, later = 0, now
+    for end in reversed(failures):
+        if later - end >= reset_s:
+            break
+        streak, later = streak + 1, end
+    return streak
