@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import pytest
 from gpuwarden.health import State
 from gpuwarden.remediations.engine import Engine
 from gpuwarden.remediations.request import Request
+from gpuwarden.remediations.settings import SystemdTargetSettings
 from gpuwarden.remediations.targets import ProcessTarget, read_env
 from gpuwarden.remediations.triggers import Alert
 from tests.integration.remediation_support import (
@@ -155,3 +159,41 @@ def test_a_dry_run_records_the_plan_and_leaves_the_worker_alone(
     assert "GPUWARDEN_MEMORY_FRACTION=0.8" in plan["steps"][0]["detail"]
     assert pid(engine) == before and read_env(str(worker.env_file))["GPUWARDEN_MEMORY_FRACTION"] == "0.9"
     assert not any(r["step"] in ("attempt", "action") for r in engine.audit_records())
+
+
+def test_the_memory_fraction_reaches_a_worker_run_as_a_systemd_unit_through_its_environment_file(
+    tmp_path: Path, worker: Worker, engines: list[Engine]
+) -> None:
+    """systemd cannot run here: the unit is the real worker behind a recording systemctl double."""
+    double = Path(__file__).parents[1] / "fixtures" / "remediation" / "systemctl_double.py"
+    calls = tmp_path / "systemctl.jsonl"
+    env = {
+        "SYSTEMCTL_DOUBLE_LOG": str(calls),
+        "SYSTEMCTL_DOUBLE_EXEC": json.dumps(worker.target()["argv"]),
+        "SYSTEMCTL_DOUBLE_ENV_FILE": str(worker.env_file),
+    }
+    systemctl = tmp_path / "systemctl"
+    systemctl.write_text(
+        f"#!{sys.executable}\nimport os, runpy\nos.environ.update({env!r})\n"
+        f"runpy.run_path({str(double)!r}, run_name='__main__')\n"
+    )
+    systemctl.chmod(0o755)
+    unit = {
+        "kind": "systemd", "unit": "inference-worker@0.service", "systemctl": str(systemctl),
+        "env_file": str(worker.env_file), "ready_url": f"{worker.url}/v2/health/ready",
+        "log_file": str(worker.log_file), "start_timeout_s": 30,
+    }  # fmt: skip
+    cfg = settings(tmp_path, worker, memory_fraction={"enabled": True, "rails": fast_rails()})
+    cfg = cfg.model_copy(update={"targets": {"worker": SystemdTargetSettings.model_validate(unit)}})
+    subprocess.run([str(systemctl), "start", "inference-worker@0.service"], check=True)
+    engine = Engine(cfg)
+    try:
+        start(engines, engine, worker)
+        engine.submit(Request("memory_fraction", "manual", "user:oncall", "OOM seen in the worker log"))
+        (outcome,) = wait_for(lambda: outcomes(Path(cfg.audit_log)), what="an outcome")
+        assert outcome["result"] == "succeeded", outcome
+        assert worker.memory_fraction() == "0.8"
+        verbs = [json.loads(line)[0] for line in calls.read_text().splitlines()]
+        assert verbs[0] == "start" and "stop" in verbs and verbs.count("start") == 2
+    finally:
+        subprocess.run([str(systemctl), "stop", "inference-worker@0.service"], check=False)
