@@ -50,7 +50,7 @@ bench: deps-debian venv
 	$(PY) bench/probe.py
 	$(PY) bench/fleet.py
 	$(PY) bench/network.py
-	$(PY) bench/business.py
+	$(PY) bench/inference.py
 
 # On a GPU node: NVML cycle against nvidia-smi, and the whole agent on the real driver.
 bench-gpu: venv

@@ -38,7 +38,7 @@ from kazoo.client import KazooClient  # noqa: E402
 
 from gpuwarden.collectors.zookeeper.collector import check  # noqa: E402
 from gpuwarden.collectors.zookeeper.verdict import Verdict  # noqa: E402
-from gpuwarden.fleet import BudgetSettings, FleetBudget, FleetClient, FleetSection, Registration  # noqa: E402
+from gpuwarden.fleet import BudgetSettings, FleetBudget, FleetClient, FleetSettings, Registration  # noqa: E402
 from tests.integration.zk_ensemble import Ensemble, four_letter  # noqa: E402
 
 CLUSTER = "bench"
@@ -53,7 +53,7 @@ def agents_process(
 ) -> None:
     """`count` agents, each with its own kazoo session; runs the peer phase then ours on signal."""
     logging.getLogger("kazoo").setLevel(logging.ERROR)
-    settings = FleetSection(
+    settings = FleetSettings(
         enabled=True,
         hosts=hosts.split(","),
         cluster=CLUSTER,

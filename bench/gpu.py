@@ -156,11 +156,11 @@ def p(values: list[float], q: float) -> float:
 
 
 def profile() -> None:
-    from gpuwarden.collectors.gpu import _snapshot  # noqa: PLC2701
+    from gpuwarden.collectors.gpu.collector import _snapshot  # noqa: PLC2701
     from gpuwarden.collectors.gpu.kmsg import KmsgReader
     from gpuwarden.collectors.gpu.nvml_backend import NvmlBackend
+    from gpuwarden.collectors.gpu.nvml_thread import NvmlThread
     from gpuwarden.collectors.gpu.queries import FAST, QUERIES
-    from gpuwarden.collectors.gpu.worker import NvmlThread
 
     backend = NvmlBackend()
     backend.init()
@@ -196,7 +196,7 @@ def split_cycle(c: GpuCollector) -> None:
     import io
     import pstats
 
-    from gpuwarden.collectors.gpu import _all_snapshots
+    from gpuwarden.collectors.gpu.collector import _all_snapshots
     from gpuwarden.collectors.gpu.queries import FAST
 
     list(c.collect())

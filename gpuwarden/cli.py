@@ -61,13 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Subcommands of the other parts register below, one block each.
     # --- gpu ---
-    from gpuwarden.collectors.gpu import record as nvml_record
+    from gpuwarden.collectors.gpu import record as gpu_record
 
-    p = sub.add_parser("nvml", help="NVML tools")
-    nvml = p.add_subparsers(dest="nvml_command", required=True)
-    p = nvml.add_parser("record", help="record what NVML answers on this node into a JSON fixture for replay")
+    p = sub.add_parser("gpu", help="GPU (NVML) tools")
+    gpu = p.add_subparsers(dest="gpu_command", required=True)
+    p = gpu.add_parser("record", help="record what NVML answers on this node into a JSON fixture for replay")
     p.add_argument("--out", required=True, help="JSON file to write")
-    p.set_defaults(func=nvml_record.cli)
+    p.set_defaults(func=gpu_record.cli)
     # --- network / doctor ---
     from gpuwarden.doctor import command as doctor_command
 
@@ -78,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gpuwarden.collectors.zookeeper import cli as zk_cli
     from gpuwarden.fleet import cli as fleet_cli
 
-    p = sub.add_parser("zk-check", help="ZooKeeper quorum verdict (exit 0 OK, 1 DEGRADED, 2 lost, 3 UNKNOWN)")
+    p = sub.add_parser("zookeeper", help="ZooKeeper tools")
+    zookeeper = p.add_subparsers(dest="zookeeper_command", required=True)
+    p = zookeeper.add_parser("check", help="quorum verdict (exit 0 OK, 1 DEGRADED, 2 lost, 3 UNKNOWN)")
     zk_cli.add_arguments(p)
     p.set_defaults(func=zk_cli.run)
     p = sub.add_parser("fleet", help="fleet coordination on ZooKeeper")

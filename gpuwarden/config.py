@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model, field_vali
 import gpuwarden.collectors  # noqa: F401  (fills the registry the schema is built from)
 from gpuwarden.agent.registry import REGISTRY, StrictModel
 from gpuwarden.doctor.settings import DoctorSettings
-from gpuwarden.fleet.settings import FleetSection
+from gpuwarden.fleet.settings import FleetSettings
 from gpuwarden.paths import Paths
 
 EX_CONFIG = 78
@@ -45,7 +45,7 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-class TLSConfig(StrictModel):
+class TLSSettings(StrictModel):
     """HTTPS for /metrics and /health; with `client_ca_file`, mutual TLS (clients need a signed cert)."""
 
     cert_file: str | None = Field(None, description="PEM server certificate (chain); enables HTTPS")
@@ -67,7 +67,7 @@ class TLSConfig(StrictModel):
         return path
 
     @model_validator(mode="after")
-    def _pairs(self) -> TLSConfig:
+    def _pairs(self) -> TLSSettings:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file must be given together")
         if self.client_ca_file and not self.cert_file:
@@ -79,14 +79,14 @@ class TLSConfig(StrictModel):
         return self.cert_file is not None
 
 
-class AgentSection(StrictModel):
+class AgentSettings(StrictModel):
     """The agent process itself: where it serves and how it logs."""
 
     listen: str = Field(
         "127.0.0.1:9837",
         description="HOST:PORT for /metrics, /health, /healthz; IPv6 as [ADDR]:PORT; `--listen` overrides",
     )
-    tls: TLSConfig = Field(default_factory=TLSConfig)
+    tls: TLSSettings = Field(default_factory=TLSSettings)
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log threshold")
     log_format: Literal["text", "json"] = Field(
         "text", description="`text` for people, `json` (one object per line) for journald ingestion"
@@ -99,7 +99,7 @@ class AgentSection(StrictModel):
         return v
 
 
-class PathsSection(StrictModel):
+class PathsSettings(StrictModel):
     """Roots of the host trees the collectors read; in a container, where the host's are mounted."""
 
     procfs: str = Field("/proc", description="procfs root (meminfo, loadavg, net/dev)")
@@ -122,10 +122,10 @@ CollectorsConfig = _collectors_model()
 
 
 class AgentConfig(StrictModel):
-    agent: AgentSection = Field(default_factory=AgentSection)
-    paths: PathsSection = Field(default_factory=PathsSection)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    paths: PathsSettings = Field(default_factory=PathsSettings)
     collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)  # type: ignore[valid-type]
-    fleet: FleetSection = Field(default_factory=FleetSection)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
     doctor: DoctorSettings = Field(default_factory=DoctorSettings)
 
     def collector_settings(self, name: str) -> Any:

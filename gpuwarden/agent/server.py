@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from gpuwarden.agent.health_store import HealthStore
 from gpuwarden.agent.runner import Runner
-from gpuwarden.config import TLSConfig, parse_listen
+from gpuwarden.config import TLSSettings, parse_listen
 
 # The classic text format: every name we export is a legacy-valid name, and every Prometheus 2.x parses it.
 CONTENT_TYPE_LATEST = "text/plain; version=0.0.4; charset=utf-8"
@@ -83,7 +83,7 @@ class _Handler(BaseHTTPRequestHandler):
         logging.getLogger("gpuwarden.http").debug(format, *args)
 
 
-def ssl_context(tls: TLSConfig) -> ssl.SSLContext:
+def ssl_context(tls: TLSSettings) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(certfile=str(tls.cert_file), keyfile=str(tls.key_file))
@@ -95,7 +95,7 @@ def ssl_context(tls: TLSConfig) -> ssl.SSLContext:
 
 class HTTPServer:
     def __init__(
-        self, listen: str, tls: TLSConfig, runner: Runner, health: HealthStore, alive: Callable[[], bool]
+        self, listen: str, tls: TLSSettings, runner: Runner, health: HealthStore, alive: Callable[[], bool]
     ) -> None:
         host, port = parse_listen(listen)
         server_class = _Server6 if ":" in host else _Server

@@ -5,9 +5,9 @@ add its import here.
 """
 
 from gpuwarden.collectors import (
-    business,  # noqa: F401
     engine,  # noqa: F401
     gpu,  # noqa: F401
+    inference,  # noqa: F401
     network,  # noqa: F401
     node,  # noqa: F401
     textfile,  # noqa: F401

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import Metric
 
 from gpuwarden.catalog import Families, MetricSpec
-from gpuwarden.collectors.gpu.worker import DriverUnresponsive, NvmlThread
+from gpuwarden.collectors.gpu.nvml_thread import DriverUnresponsive, NvmlThread
 from gpuwarden.doctor.findings import Finding, Status
 from gpuwarden.doctor.gpu import NvmlFacts, read_nvml
 from gpuwarden.doctor.run import DoctorInputs, run_checks

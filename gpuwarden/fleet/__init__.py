@@ -5,7 +5,7 @@ from gpuwarden.fleet.client import FleetClient, FleetUnavailable
 from gpuwarden.fleet.election import FleetLeader
 from gpuwarden.fleet.member import FleetMember
 from gpuwarden.fleet.registration import AgentRecord, Registration, list_agents
-from gpuwarden.fleet.settings import BudgetSettings, FleetSection
+from gpuwarden.fleet.settings import BudgetSettings, FleetSettings
 
 __all__ = [
     "AgentRecord",
@@ -15,7 +15,7 @@ __all__ = [
     "FleetClient",
     "FleetLeader",
     "FleetMember",
-    "FleetSection",
+    "FleetSettings",
     "FleetUnavailable",
     "Lease",
     "Registration",

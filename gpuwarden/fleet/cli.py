@@ -16,7 +16,7 @@ from gpuwarden.fleet.budget import FleetBudget
 from gpuwarden.fleet.client import FleetClient, FleetUnavailable
 from gpuwarden.fleet.election import FleetLeader
 from gpuwarden.fleet.registration import list_agents
-from gpuwarden.fleet.settings import FleetSection
+from gpuwarden.fleet.settings import FleetSettings
 
 EX_UNAVAILABLE = 69  # sysexits.h: a service the command needs is unavailable
 
@@ -28,7 +28,7 @@ def add_ls_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _settings(args: argparse.Namespace, fleet: FleetSection) -> FleetSection:
+def _settings(args: argparse.Namespace, fleet: FleetSettings) -> FleetSettings:
     """The config's `fleet:` section with --hosts/--cluster applied, validated like the config."""
     update: dict[str, object] = {}
     if args.hosts:

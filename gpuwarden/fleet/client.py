@@ -18,7 +18,7 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
-from gpuwarden.fleet.settings import FleetSection
+from gpuwarden.fleet.settings import FleetSettings
 
 log = logging.getLogger("gpuwarden.fleet")
 
@@ -30,7 +30,7 @@ class FleetUnavailable(Exception):
 class FleetClient:
     def __init__(
         self,
-        settings: FleetSection,
+        settings: FleetSettings,
         *,
         hosts: str | None = None,
         node: str | None = None,

@@ -15,7 +15,7 @@ from gpuwarden.fleet.budget import FleetBudget, Lease
 from gpuwarden.fleet.client import FleetClient
 from gpuwarden.fleet.election import FleetLeader
 from gpuwarden.fleet.registration import Registration
-from gpuwarden.fleet.settings import FleetSection
+from gpuwarden.fleet.settings import FleetSettings
 from gpuwarden.health import HealthResult, worst
 
 
@@ -35,7 +35,7 @@ def summarize(
 
 class FleetMember:
     def __init__(
-        self, settings: FleetSection, summary: Callable[[], Mapping[str, Any]], *, hosts: str | None = None
+        self, settings: FleetSettings, summary: Callable[[], Mapping[str, Any]], *, hosts: str | None = None
     ) -> None:
         self.summary = summary
         self.client = FleetClient(settings, hosts=hosts)

@@ -39,7 +39,7 @@ class BudgetSettings(StrictModel):
         return f"max_concurrent={self.max_concurrent} max_percent={self.max_percent}"
 
 
-class FleetSection(StrictModel):
+class FleetSettings(StrictModel):
     enabled: bool = Field(False, description="join the fleet: register, take budget leases, elect a leader")
     hosts: list[Annotated[str, AfterValidator(check_address)]] = Field(
         default_factory=list, description="ZooKeeper servers as host:port (the voting members)"
@@ -64,7 +64,7 @@ class FleetSection(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _hosts_when_enabled(self) -> FleetSection:
+    def _hosts_when_enabled(self) -> FleetSettings:
         if self.enabled and not self.hosts:
             raise ValueError("hosts must name at least one ZooKeeper server when enabled is true")
         return self

@@ -1,6 +1,6 @@
 """The worker's Prometheus metrics, named as vLLM and prometheus-fastapi-instrumentator name them.
 
-So the `business` collector's vLLM profile reads the reference worker exactly as it reads a real vLLM
+So the `inference` collector's vLLM profile reads the reference worker exactly as it reads a real vLLM
 server: `vllm:*` series carry `model_name`; `http_requests_total{handler,method,status}` groups the status
 as "2xx"/"4xx"/"5xx" and uses the route template as `handler`, as the instrumentator does in vLLM's API
 server. Every request is counted, failures included.

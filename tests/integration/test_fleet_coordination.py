@@ -20,7 +20,7 @@ from gpuwarden.fleet import (
     FleetClient,
     FleetLeader,
     FleetMember,
-    FleetSection,
+    FleetSettings,
     Registration,
     list_agents,
 )
@@ -39,7 +39,7 @@ def agent(zk_ensemble: Ensemble, request: pytest.FixtureRequest) -> Iterator[Age
     cluster = request.node.name[:60].replace("[", "-").replace("]", "")
 
     def make(node: str, hosts: str | None = None, **settings: object) -> FleetClient:
-        fleet = FleetSection(
+        fleet = FleetSettings(
             enabled=True,
             hosts=zk_ensemble.addresses,
             cluster=cluster,
@@ -237,7 +237,7 @@ def test_an_agent_that_boots_while_zookeeper_is_unreachable_joins_once_it_is_bac
     proxy.cut()
     observer = agent("observer")
     summary = {"version": "0.1.0", "health": "HEALTHY", "gpus": []}
-    settings = FleetSection(
+    settings = FleetSettings(
         enabled=True, hosts=zk_ensemble.addresses, cluster=observer.settings.cluster, node="late-node",
         session_timeout=2, budget=BudgetSettings(acquire_timeout=1),
     )  # fmt: skip

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-# Inputs recorded from other servers (business/*.prom, textfile/) are not ours to lint.
+# Inputs recorded from other servers (inference/*.prom, textfile/) are not ours to lint.
 GOLDEN = sorted(
     [p for d in ("node", "network", "nvml", "zookeeper") for p in (FIXTURES / d).glob("*.prom")]
-    + list((FIXTURES / "business" / "golden").glob("*.prom"))
+    + list((FIXTURES / "inference" / "golden").glob("*.prom"))
 )
 
 pytestmark = pytest.mark.integration

@@ -26,7 +26,10 @@ pytestmark = pytest.mark.integration
 
 def zk_check(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gpuwarden", "zk-check", *args], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "gpuwarden", "zookeeper", "check", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 

@@ -8,7 +8,7 @@ import time
 
 from gpuwarden.agent.health_store import HealthStore
 from gpuwarden.agent.runner import Runner
-from gpuwarden.collectors.gpu.worker import DriverUnresponsive, NvmlThread
+from gpuwarden.collectors.gpu.nvml_thread import DriverUnresponsive, NvmlThread
 from gpuwarden.health import Action, State
 from tests.fixtures.nvml.support import health, replay_collector
 from tests.golden import exposition, split

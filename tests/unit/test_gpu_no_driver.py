@@ -37,10 +37,10 @@ def test_without_a_driver_the_real_backend_reports_unsupported_and_keeps_answeri
         c.close()
 
 
-def test_nvml_record_without_a_driver_exits_69_with_one_clear_line(tmp_path: Path) -> None:
+def test_gpu_record_without_a_driver_exits_69_with_one_clear_line(tmp_path: Path) -> None:
     out = tmp_path / "rec.json"
     run = subprocess.run(
-        [sys.executable, "-m", "gpuwarden", "nvml", "record", "--out", str(out)],
+        [sys.executable, "-m", "gpuwarden", "gpu", "record", "--out", str(out)],
         capture_output=True,
         text=True,
     )

@@ -1,4 +1,4 @@
-"""`gpuwarden nvml record` ↔ replay: a recording replayed and recorded again is the same recording."""
+"""`gpuwarden gpu record` ↔ replay: a recording replayed and recorded again is the same recording."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from gpuwarden.agent.health_store import HealthStore
 from gpuwarden.agent.registry import CollectorSettings, Item
 from gpuwarden.agent.runner import Runner
 from gpuwarden.agent.server import HTTPServer
-from gpuwarden.config import TLSConfig
+from gpuwarden.config import TLSSettings
 from gpuwarden.health import HealthResult, State
 
 
@@ -135,7 +135,7 @@ def test_a_scrape_answers_within_a_second_while_a_collector_hangs(runner: Runner
     runner.set_collectors(
         {"hung": (hung, CollectorSettings(interval=1, timeout=5)), "good": (good, SETTINGS)}
     )
-    server = HTTPServer("127.0.0.1:0", TLSConfig(), runner, runner.health, lambda: True)
+    server = HTTPServer("127.0.0.1:0", TLSSettings(), runner, runner.health, lambda: True)
     server.start()
     try:
         threading.Thread(target=runner.run, args=("hung",), daemon=True).start()

@@ -1,4 +1,4 @@
-"""`gpuwarden zk-check` and `gpuwarden fleet ls` argument and config handling, and the registration
+"""`gpuwarden zookeeper check` and `gpuwarden fleet ls` argument and config handling, and the registration
 summary (no ensemble needed)."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def closed_port() -> int:
 def test_zk_check_with_a_bad_server_address_exits_78_naming_the_flag(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert cli.main(["zk-check", "--servers", "127.0.0.1:2181,zk2:notaport"]) == 78
+    assert cli.main(["zookeeper", "check", "--servers", "127.0.0.1:2181,zk2:notaport"]) == 78
     assert (
         capsys.readouterr().err
         == "config error: --servers: 'zk2:notaport': port must be a number from 1 to 65535\n"
@@ -33,7 +33,7 @@ def test_zk_check_with_a_bad_config_file_exits_78_naming_the_key(
 ) -> None:
     config = tmp_path / "agent.yaml"
     config.write_text("collectors:\n  zookeeper:\n    probe_timeout: -1\n")
-    assert cli.main(["zk-check", "--config", str(config)]) == 78
+    assert cli.main(["zookeeper", "check", "--config", str(config)]) == 78
     assert "collectors.zookeeper.probe_timeout: must be > 0" in capsys.readouterr().err
 
 
@@ -41,7 +41,7 @@ def test_zk_check_on_servers_that_refuse_connections_is_no_quorum_with_exit_2(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     servers = [f"127.0.0.1:{closed_port()}" for _ in range(3)]
-    assert cli.main(["zk-check", "--servers", ",".join(servers)]) == 2
+    assert cli.main(["zookeeper", "check", "--servers", ",".join(servers)]) == 2
     out = capsys.readouterr().out
     assert out.startswith("ZooKeeper ensemble default: NO_QUORUM\n  no leader among the configured servers\n")
     assert out.count("unreachable (ruok:") == 3

@@ -1,6 +1,6 @@
 """The real backend: nvidia-ml-py (the `pynvml` module), kept thin.
 
-Everything here runs on the collector's NVML thread (worker.py) except `register_xid_events` and
+Everything here runs on the collector's NVML thread (nvml_thread.py) except `register_xid_events` and
 `wait_event`, which run on the XID event thread (events.py): NVML is thread-safe (nvml.h, "Thread
 safety"), and a wait must not block the sampler.
 Results are turned into plain values (dicts, lists, ints, str) so a recording equals what the collector saw.

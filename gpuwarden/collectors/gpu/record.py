@@ -1,4 +1,4 @@
-"""`gpuwarden nvml record`: ask a real node every question of the query plan and keep the answers.
+"""`gpuwarden gpu record`: ask a real node every question of the query plan and keep the answers.
 
 The file is the replay backend's input (replay.py), so CI runs the collector on what an H200 really said.
 Errors are kept as codes (NOT_SUPPORTED is data: it tells the collector a signal is absent). Process ids
@@ -64,7 +64,7 @@ def write(recording: dict[str, Any], path: str) -> None:
 
 
 def cli(args: Any) -> int:
-    """`gpuwarden nvml record --out FILE`; exit 69 (EX_UNAVAILABLE) where there is no driver."""
+    """`gpuwarden gpu record --out FILE`; exit 69 (EX_UNAVAILABLE) where there is no driver."""
     import sys
 
     from gpuwarden.collectors.gpu.backend import NvmlUnavailable

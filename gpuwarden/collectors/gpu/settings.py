@@ -13,7 +13,7 @@ from gpuwarden.health import Action
 
 class GpuSettings(CollectorSettings):
     backend: Literal["nvml", "replay"] = Field(
-        "nvml", description="nvml: the real driver; replay: serve a recording made by `gpuwarden nvml record`"
+        "nvml", description="nvml: the real driver; replay: serve a recording made by `gpuwarden gpu record`"
     )
     replay_file: str | None = Field(None, description="the recording to serve when backend is replay")
     call_timeout: float = Field(

@@ -15,7 +15,7 @@ from gpuwarden.collectors.gpu.kmsg import parse_line, pci_key
 from gpuwarden.health import HealthResult
 
 if TYPE_CHECKING:
-    from gpuwarden.collectors.gpu import GpuCollector
+    from gpuwarden.collectors.gpu.collector import GpuCollector
 
 
 def collect_xids(c: GpuCollector, fams: Families, results: list[HealthResult], now: float) -> None:

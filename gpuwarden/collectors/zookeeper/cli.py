@@ -1,4 +1,4 @@
-"""`gpuwarden zk-check`: the quorum verdict on a terminal, for on-call.
+"""`gpuwarden zookeeper check`: the quorum verdict on a terminal, for on-call.
 
 Replaces `echo stat | nc localhost 2181 | grep Mode`, which asks one server and trusts it. Exit codes:
 0 OK, 1 DEGRADED, 2 NO_QUORUM or SPLIT, 3 UNKNOWN (whitelist), 78 bad config or arguments.

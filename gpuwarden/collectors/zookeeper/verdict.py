@@ -27,7 +27,7 @@ class Verdict(StrEnum):
     UNKNOWN = "UNKNOWN"  # the 4lw whitelist hides what we need: a config error, not a zero
 
 
-# `gpuwarden zk-check` exit codes: 0 OK, 1 DEGRADED, 2 NO_QUORUM/SPLIT, 3 UNKNOWN.
+# `gpuwarden zookeeper check` exit codes: 0 OK, 1 DEGRADED, 2 NO_QUORUM/SPLIT, 3 UNKNOWN.
 EXIT_CODES = {Verdict.OK: 0, Verdict.DEGRADED: 1, Verdict.NO_QUORUM: 2, Verdict.SPLIT: 2, Verdict.UNKNOWN: 3}
 
 

@@ -1,4 +1,4 @@
-"""Settings of the business collector: which endpoint to scrape and how its series map to our signals.
+"""Settings of the inference collector: which endpoint to scrape and how its series map to our signals.
 
 A *profile* (vllm, triton, sglang) is a ready-made `Mapping`; `mapping:` in the config overrides single
 fields of it, and the `generic` profile starts from an empty mapping so that any server exposing
@@ -86,9 +86,9 @@ class Mapping(StrictModel):
     )
 
 
-class BusinessSettings(CollectorSettings):
+class InferenceSettings(CollectorSettings):
     # Field validators rather than one model validator, so that errors name the exact key path
-    # (collectors.business.url) and can read the fields declared before them (profile, interval).
+    # (collectors.inference.url) and can read the fields declared before them (profile, interval).
     # Off by default: a node without an inference server (or with one on another port) would otherwise
     # report an unreachable target.
     enabled: bool = Field(False, description="scrape the inference server (needs it running on `url`)")

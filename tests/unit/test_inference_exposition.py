@@ -8,11 +8,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gpuwarden.collectors.business.exposition import Exposition, ScrapeError, filter_lines, wanted_names
-from gpuwarden.collectors.business.profiles import INFERENCE_HANDLERS, PROFILES
-from gpuwarden.collectors.business.settings import Mapping, ProfileName, Selector
+from gpuwarden.collectors.inference.exposition import Exposition, ScrapeError, filter_lines, wanted_names
+from gpuwarden.collectors.inference.profiles import INFERENCE_HANDLERS, PROFILES
+from gpuwarden.collectors.inference.settings import Mapping, ProfileName, Selector
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "business"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "inference"
 
 
 def selectors(mapping: Mapping) -> list[Selector]:

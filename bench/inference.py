@@ -1,9 +1,9 @@
 """Cost of one business collection, against two peers, on the same endpoint in the same run.
 
 The target serves a vLLM-shaped exposition of an 8-engine server (the vLLM capture in
-tests/fixtures/business replicated per `engine` label, as vLLM V1 labels data-parallel engines), over
+tests/fixtures/inference replicated per `engine` label, as vLLM V1 labels data-parallel engines), over
 loopback HTTP. Measured, interleaved, `--runs` times each:
-- ours: `BusinessCollector.collect()` (fetch, drop unmapped lines, parse, window, derive);
+- ours: `InferenceCollector.collect()` (fetch, drop unmapped lines, parse, window, derive);
 - peer A: the same pipeline parsing the whole exposition with prometheus_client, as a Python scraper that
   does not filter would;
 - peer B: Debian's Prometheus scraping the same endpoint every second (`scrape_duration_seconds`, which
@@ -33,16 +33,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gpuwarden.agent.registry import CollectorContext  # noqa: E402
-from gpuwarden.collectors.business import BusinessCollector  # noqa: E402
-from gpuwarden.collectors.business.exposition import Exposition, fetch  # noqa: E402
-from gpuwarden.collectors.business.profiles import VLLM  # noqa: E402
-from gpuwarden.collectors.business.settings import BusinessSettings  # noqa: E402
-from gpuwarden.collectors.business.signals import derive, observe  # noqa: E402
-from gpuwarden.collectors.business.window import Window  # noqa: E402
+from gpuwarden.collectors.inference import InferenceCollector  # noqa: E402
+from gpuwarden.collectors.inference.exposition import Exposition, fetch  # noqa: E402
+from gpuwarden.collectors.inference.profiles import VLLM  # noqa: E402
+from gpuwarden.collectors.inference.settings import InferenceSettings  # noqa: E402
+from gpuwarden.collectors.inference.signals import derive, observe  # noqa: E402
+from gpuwarden.collectors.inference.window import Window  # noqa: E402
 from gpuwarden.config import AgentConfig  # noqa: E402
 from tests.integration.agent_process import free_port  # noqa: E402
 
-CAPTURE = ROOT / "tests" / "fixtures" / "business" / "vllm-1.prom"
+CAPTURE = ROOT / "tests" / "fixtures" / "inference" / "vllm-1.prom"
 
 
 def eight_engines(text: str, engines: int = 8) -> bytes:
@@ -146,13 +146,13 @@ def main() -> None:
 
     body = eight_engines(CAPTURE.read_text())
     server, url = serve(body)
-    settings = BusinessSettings.model_validate({"enabled": True, "url": url})
+    settings = InferenceSettings.model_validate({"enabled": True, "url": url})
     ctx = CollectorContext(
         paths=AgentConfig().paths.paths(), log=logging.getLogger("bench"), config=AgentConfig()
     )
     # Collections follow each other back to back here, but the window must hold what it holds in
     # production: 60 s of scrapes at the default 15 s interval. A clock that steps 15 s per call does it.
-    ours = BusinessCollector(settings, ctx, clock=Steps(7.5))  # read at the start and the end
+    ours = InferenceCollector(settings, ctx, clock=Steps(7.5))  # read at the start and the end
     session, window, peer_clock = requests.Session(), Window(60), Steps(15.0)
 
     def peer() -> None:
@@ -175,7 +175,7 @@ def main() -> None:
             cpu[name] += time.process_time() - c0
 
     lines, samples = body.count(b"\n"), sum(1 for line in body.splitlines() if not line.startswith(b"#"))
-    print(f"# gpuwarden bench/business.py — {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
+    print(f"# gpuwarden bench/inference.py — {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
     print(f"target: vLLM-shaped exposition, 8 engines, {lines} lines, {samples} samples, {len(body)} bytes")
     p50o, p99o = percentiles(timings["ours"])
     p50p, p99p = percentiles(timings["peer"])

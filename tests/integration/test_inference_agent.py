@@ -35,7 +35,7 @@ def watched(tmp_path: Path) -> Iterator[tuple[WorkerProcess, str]]:
         }
         config = {
             "agent": {"listen": f"127.0.0.1:{port}"},
-            "collectors": only_collectors({"business": business}),
+            "collectors": only_collectors({"inference": business}),
         }
         agent = AgentProcess(tmp_path, config)
         try:
@@ -70,16 +70,16 @@ def test_an_error_burst_on_the_worker_shows_in_the_agents_metrics_and_health(
         for _ in range(5):
             requests.post(worker.url + "/v2/models/canary/infer", json=body, timeout=5)
         time.sleep(0.2)
-        if component(url, "business.errors")["state"] == "DEGRADED":
+        if component(url, "inference.errors")["state"] == "DEGRADED":
             break
     got = figures(url)
     assert got["gpuwarden_inference_up"] == 1
     assert got["gpuwarden_inference_error_ratio"] == 1.0
     assert got["gpuwarden_inference_requests_per_second"] > 0
-    errors = component(url, "business.errors")
+    errors = component(url, "inference.errors")
     assert errors["state"] == "DEGRADED" and errors["suggested_action"] == "check_workload"
     assert "error ratio 100.00%" in errors["reason"]
-    assert component(url, "business.target")["state"] == "HEALTHY"
+    assert component(url, "inference.target")["state"] == "HEALTHY"
     # The worker logged what the OOM remediation will look for.
     assert "CUDA out of memory" in worker.log()
 
@@ -88,23 +88,23 @@ def test_a_killed_worker_turns_the_target_unhealthy_in_the_agent(watched: tuple[
     worker, url = watched
     worker.stop()
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and component(url, "business.target")["state"] != "UNHEALTHY":
+    while time.monotonic() < deadline and component(url, "inference.target")["state"] != "UNHEALTHY":
         time.sleep(0.25)
-    target = component(url, "business.target")
+    target = component(url, "inference.target")
     assert target["state"] == "UNHEALTHY" and "cannot connect to" in target["reason"]
     assert figures(url)["gpuwarden_inference_up"] == 0
 
 
 def test_a_bad_business_section_stops_the_agent_with_exit_78_naming_each_key(tmp_path: Path) -> None:
     bad = tmp_path / "agent.yaml"
-    bad.write_text("collectors:\n  business:\n    enabled: true\n    profile: generic\n    window: 5\n")
+    bad.write_text("collectors:\n  inference:\n    enabled: true\n    profile: generic\n    window: 5\n")
     result = subprocess.run(
         [sys.executable, "-m", "gpuwarden", "agent", "--config", str(bad)], capture_output=True, text=True
     )
     assert result.returncode == 78
     assert [line.removeprefix("config error: ") for line in result.stderr.splitlines()] == [
-        "collectors.business.url: the generic profile needs the server's metrics URL",
-        "collectors.business.mapping: the generic profile needs mapping.requests or mapping.success",
-        "collectors.business.window: must be at least twice the interval (30s) to hold two scrapes",
+        "collectors.inference.url: the generic profile needs the server's metrics URL",
+        "collectors.inference.mapping: the generic profile needs mapping.requests or mapping.success",
+        "collectors.inference.window: must be at least twice the interval (30s) to hold two scrapes",
     ]
     assert "Traceback" not in result.stderr

@@ -1,4 +1,4 @@
-"""The business collector's arithmetic against Prometheus itself, through `promtool test rules`.
+"""The inference collector's arithmetic against Prometheus itself, through `promtool test rules`.
 
 Hypothesis draws histograms and counters whose series restart mid-window; our window computes the
 increases (resets included) and the quantiles, and Prometheus' PromQL engine must agree within 1e-9.
@@ -18,8 +18,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gpuwarden.collectors.business.exposition import Series
-from gpuwarden.collectors.business.window import (
+from gpuwarden.collectors.inference.exposition import Series
+from gpuwarden.collectors.inference.window import (
     Observation,
     Window,
     bucket_increase,

@@ -1,4 +1,4 @@
-"""Done-when of the business collector: the real reference worker under a known synthetic load.
+"""Done-when of the inference collector: the real reference worker under a known synthetic load.
 
 The test drives the worker open-loop (requests leave on a fixed schedule whatever the answers), keeps
 every answer, and compares what the collector computes from the worker's /metrics with what the client
@@ -21,8 +21,8 @@ import pytest
 import requests
 
 from gpuwarden.agent.registry import CollectorContext
-from gpuwarden.collectors.business import BusinessCollector
-from gpuwarden.collectors.business.settings import BusinessSettings
+from gpuwarden.collectors.inference import InferenceCollector
+from gpuwarden.collectors.inference.settings import InferenceSettings
 from gpuwarden.config import AgentConfig
 from gpuwarden.health import HealthResult, State
 from tests.golden import split
@@ -74,15 +74,17 @@ def canary_body(worker: WorkerProcess) -> dict[str, Any]:
     return {"inputs": canary["inputs"]}
 
 
-def collector_for(url: str, **settings: Any) -> BusinessCollector:
-    s = BusinessSettings.model_validate({"enabled": True, "url": url + "/metrics", "interval": 1, **settings})
+def collector_for(url: str, **settings: Any) -> InferenceCollector:
+    s = InferenceSettings.model_validate(
+        {"enabled": True, "url": url + "/metrics", "interval": 1, **settings}
+    )
     ctx = CollectorContext(
         paths=AgentConfig().paths.paths(), log=logging.getLogger("test"), config=AgentConfig()
     )
-    return BusinessCollector(s, ctx)
+    return InferenceCollector(s, ctx)
 
 
-def collect(collector: BusinessCollector) -> tuple[dict[str, float], list[HealthResult]]:
+def collect(collector: InferenceCollector) -> tuple[dict[str, float], list[HealthResult]]:
     metrics, health = split(collector.collect())
     out = {}
     for family in metrics:
@@ -91,7 +93,7 @@ def collect(collector: BusinessCollector) -> tuple[dict[str, float], list[Health
     return out, health
 
 
-def scrape_while(load: Load, collector: BusinessCollector, every: float = 1.0) -> dict[str, float]:
+def scrape_while(load: Load, collector: InferenceCollector, every: float = 1.0) -> dict[str, float]:
     """Collect every `every` seconds, as the agent's scheduler would, while the load is being sent."""
     figures: dict[str, float] = {}
     while not load.done_sending.wait(every):
@@ -121,7 +123,7 @@ def test_qps_and_error_ratio_match_a_load_with_a_known_failing_share(worker: Wor
     assert abs(client_ratio - 0.3) < 0.12
     # 200 requests sent over 10 s: the window spans the load, so the rate is the load's.
     assert figures["gpuwarden_inference_requests_per_second"] == pytest.approx(20, rel=0.05)
-    (errors,) = [h for h in health if h.component == "business.errors"]
+    (errors,) = [h for h in health if h.component == "inference.errors"]
     assert errors.state == State.DEGRADED and "over 200 requests" in errors.reason
 
 
@@ -147,7 +149,7 @@ def test_qps_and_p99_match_a_steady_load_with_a_known_latency_in_a_sliding_windo
     thread.join()
     assert set(load.statuses) == {200} and min(load.latencies) >= 0.2
     _, health = collect(collector)
-    (latency,) = [h for h in health if h.component == "business.latency"]
+    (latency,) = [h for h in health if h.component == "inference.latency"]
     assert latency.state == State.DEGRADED and "above 0.1s" in latency.reason
 
 
@@ -165,7 +167,7 @@ def test_a_worker_restart_loses_no_requests_and_gives_no_negative_rate(tmp_path:
     states = []
     for _ in range(2):
         down, health = collect(collector)
-        states += [h.state for h in health if h.component == "business.target"]
+        states += [h.state for h in health if h.component == "inference.target"]
     assert states == [State.UNKNOWN, State.UNHEALTHY] and down["gpuwarden_inference_up"] == 0
     with WorkerProcess(tmp_path, *listen, model_dir=tmp_path / "model") as second:
         for _ in range(20):
@@ -178,4 +180,4 @@ def test_a_worker_restart_loses_no_requests_and_gives_no_negative_rate(tmp_path:
     )
     assert requests_in_window == pytest.approx(70)
     assert all(v >= 0 for v in after.values())
-    assert [h.state for h in health if h.component == "business.target"] == [State.HEALTHY]
+    assert [h.state for h in health if h.component == "inference.target"] == [State.HEALTHY]

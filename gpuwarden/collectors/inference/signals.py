@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gpuwarden.collectors.business.exposition import Exposition
-from gpuwarden.collectors.business.settings import Mapping
-from gpuwarden.collectors.business.window import (
+from gpuwarden.collectors.inference.exposition import Exposition
+from gpuwarden.collectors.inference.settings import Mapping
+from gpuwarden.collectors.inference.window import (
     Observation,
     Window,
     bucket_increase,

@@ -9,7 +9,7 @@ microseconds, summaries with `--metrics-config summary_latencies=true`); SGLang'
 
 from __future__ import annotations
 
-from gpuwarden.collectors.business.settings import Mapping, ProfileName, Selector
+from gpuwarden.collectors.inference.settings import Mapping, ProfileName, Selector
 
 # The inference routes of an OpenAI-compatible or KServe v2 server: health, metrics and model listing
 # requests would otherwise dilute the error ratio and inflate QPS.

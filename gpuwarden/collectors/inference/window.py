@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from gpuwarden.collectors.business.exposition import LabelKey, Series
+from gpuwarden.collectors.inference.exposition import LabelKey, Series
 
 
 @dataclass(frozen=True)

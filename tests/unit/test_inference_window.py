@@ -1,4 +1,4 @@
-"""Sliding-window arithmetic of the business collector: reset-safe increases and histogram quantiles."""
+"""Sliding-window arithmetic of the inference collector: reset-safe increases and histogram quantiles."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gpuwarden.collectors.business.exposition import LabelKey, Series
-from gpuwarden.collectors.business.window import (
+from gpuwarden.collectors.inference.exposition import LabelKey, Series
+from gpuwarden.collectors.inference.window import (
     Observation,
     Window,
     bucket_increase,

@@ -1,4 +1,4 @@
-"""The business collector: what users of the inference server experience, from the server's own metrics.
+"""The inference collector: what users of the inference server experience, from the server's own metrics.
 
 Every interval it scrapes the server's Prometheus endpoint, maps the profile's series to signals, keeps
 the scrapes of the last `window` seconds and derives QPS, error ratio, latency quantiles and mean, queue
@@ -15,22 +15,22 @@ import requests
 
 from gpuwarden.agent.registry import CollectorContext, Item, register
 from gpuwarden.catalog import Families
-from gpuwarden.collectors.business.catalog import CATALOG
-from gpuwarden.collectors.business.exposition import Exposition, ScrapeError, fetch, wanted_names
-from gpuwarden.collectors.business.profiles import DEFAULT_URLS, resolve
-from gpuwarden.collectors.business.settings import BusinessSettings, Mapping, Selector
-from gpuwarden.collectors.business.signals import Figures, derive, observe
-from gpuwarden.collectors.business.window import Window
+from gpuwarden.collectors.inference.catalog import CATALOG
+from gpuwarden.collectors.inference.exposition import Exposition, ScrapeError, fetch, wanted_names
+from gpuwarden.collectors.inference.profiles import DEFAULT_URLS, resolve
+from gpuwarden.collectors.inference.settings import InferenceSettings, Mapping, Selector
+from gpuwarden.collectors.inference.signals import Figures, derive, observe
+from gpuwarden.collectors.inference.window import Window
 from gpuwarden.health import Action, HealthResult, State
 
 _REQUEST_SIGNALS = ("requests", "success", "errors")
 
 
-@register("business", BusinessSettings)
-class BusinessCollector:
+@register("inference", InferenceSettings)
+class InferenceCollector:
     def __init__(
         self,
-        settings: BusinessSettings,
+        settings: InferenceSettings,
         ctx: CollectorContext,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -71,7 +71,7 @@ class BusinessCollector:
         fams.add("gpuwarden_inference_scrape_duration_seconds", self._clock() - start)
         fams.add("gpuwarden_inference_server_restarts_total", self._resets)
         _export(fams, figures)
-        yield HealthResult("business.target", State.HEALTHY, f"scraped {self.url}")
+        yield HealthResult("inference.target", State.HEALTHY, f"scraped {self.url}")
         yield self._errors(figures)
         yield from self._latency(figures)
         yield from fams
@@ -81,21 +81,21 @@ class BusinessCollector:
         if n >= limit:
             # The server's own endpoint has not answered for `limit` scrapes: the process is gone or hung.
             return HealthResult(
-                "business.target", State.UNHEALTHY, f"{reason} ({n} scrapes in a row)", Action.RESTART_WORKER
+                "inference.target", State.UNHEALTHY, f"{reason} ({n} scrapes in a row)", Action.RESTART_WORKER
             )
         return HealthResult(
-            "business.target", State.UNKNOWN, f"{reason} ({n} of {limit})", Action.CHECK_WORKLOAD
+            "inference.target", State.UNKNOWN, f"{reason} ({n} of {limit})", Action.CHECK_WORKLOAD
         )
 
     def _errors(self, f: Figures) -> HealthResult:
         s = self.settings
         if len(self._window) < 2:
-            return HealthResult("business.errors", State.UNKNOWN, "one scrape so far; rates need two")
+            return HealthResult("inference.errors", State.UNKNOWN, "one scrape so far; rates need two")
         if f.requests is None:
-            return HealthResult("business.errors", State.UNKNOWN, "the server exports no request counter")
+            return HealthResult("inference.errors", State.UNKNOWN, "the server exports no request counter")
         if f.requests < s.min_requests:
             return HealthResult(
-                "business.errors",
+                "inference.errors",
                 State.HEALTHY,
                 f"{f.requests:g} requests in {f.window_seconds:.0f}s, under {s.min_requests}: not judged",
             )
@@ -103,12 +103,12 @@ class BusinessCollector:
         text = f"error ratio {ratio:.2%} over {f.requests:g} requests in {f.window_seconds:.0f}s"
         if ratio > s.error_ratio_threshold:
             return HealthResult(
-                "business.errors",
+                "inference.errors",
                 State.DEGRADED,
                 f"{text} (threshold {s.error_ratio_threshold:.2%})",
                 Action.CHECK_WORKLOAD,
             )
-        return HealthResult("business.errors", State.HEALTHY, text)
+        return HealthResult("inference.errors", State.HEALTHY, text)
 
     def _latency(self, f: Figures) -> Iterator[HealthResult]:
         limit = self.settings.latency_p99_max_seconds
@@ -116,16 +116,16 @@ class BusinessCollector:
             return
         p99 = (f.latency_quantiles or {}).get(0.99)
         if p99 is None:
-            yield HealthResult("business.latency", State.HEALTHY, "no completed requests in the window")
+            yield HealthResult("inference.latency", State.HEALTHY, "no completed requests in the window")
         elif p99 > limit:
             yield HealthResult(
-                "business.latency",
+                "inference.latency",
                 State.DEGRADED,
                 f"p99 latency {p99:.3f}s above {limit:g}s",
                 Action.CHECK_WORKLOAD,
             )
         else:
-            yield HealthResult("business.latency", State.HEALTHY, f"p99 latency {p99:.3f}s")
+            yield HealthResult("inference.latency", State.HEALTHY, f"p99 latency {p99:.3f}s")
 
 
 def _export(fams: Families, f: Figures) -> None:

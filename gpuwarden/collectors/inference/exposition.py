@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from gpuwarden.collectors.business.settings import Selector
+from gpuwarden.collectors.inference.settings import Selector
 
 LabelKey = tuple[tuple[str, str], ...]
 Series = dict[LabelKey, float]

@@ -1,4 +1,4 @@
-"""Business collector on captured expositions of vLLM, Triton, SGLang and a generic PyTorch server.
+"""Inference collector on captured expositions of vLLM, Triton, SGLang and a generic PyTorch server.
 
 Each case serves its captures over a real local HTTP server, 15 s apart on an injected clock, and checks
 the figures against values worked out by hand from the captures (see the comments per case).
@@ -17,14 +17,14 @@ import pytest
 
 from gpuwarden.agent.registry import CollectorContext
 from gpuwarden.catalog import catalog_names
-from gpuwarden.collectors.business import BusinessCollector
-from gpuwarden.collectors.business.catalog import CATALOG
-from gpuwarden.collectors.business.settings import BusinessSettings
+from gpuwarden.collectors.inference import InferenceCollector
+from gpuwarden.collectors.inference.catalog import CATALOG
+from gpuwarden.collectors.inference.settings import InferenceSettings
 from gpuwarden.config import AgentConfig, ConfigError, from_mapping
 from gpuwarden.health import Action, HealthResult, State
 from tests.golden import assert_golden, exposition, split
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "business"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "inference"
 
 GENERIC_MAPPING: dict[str, Any] = {
     "requests": {"metric": "app_requests_total", "match": {"route": "/predict"}},
@@ -84,12 +84,12 @@ def target() -> Iterator[Target]:
     t.close()
 
 
-def make(url: str, clock: Clock, **settings: Any) -> BusinessCollector:
-    s = BusinessSettings.model_validate({"enabled": True, "url": url, **settings})
+def make(url: str, clock: Clock, **settings: Any) -> InferenceCollector:
+    s = InferenceSettings.model_validate({"enabled": True, "url": url, **settings})
     ctx = CollectorContext(
         paths=AgentConfig().paths.paths(), log=logging.getLogger("test"), config=AgentConfig()
     )
-    return BusinessCollector(s, ctx, clock=clock)
+    return InferenceCollector(s, ctx, clock=clock)
 
 
 def run(target: Target, captures: list[str], **settings: Any) -> tuple[list[Any], list[HealthResult]]:
@@ -228,7 +228,7 @@ def test_no_rate_is_negative_across_a_server_restart(target: Target) -> None:
 
 def test_an_error_ratio_over_the_threshold_degrades_health(target: Target) -> None:
     _, health = run(target, ["vllm-0", "vllm-1"])
-    (errors,) = [h for h in health if h.component == "business.errors"]
+    (errors,) = [h for h in health if h.component == "inference.errors"]
     assert errors.state == State.DEGRADED
     assert errors.suggested_action == Action.CHECK_WORKLOAD
     assert "error ratio 10.00% over 300 requests" in errors.reason
@@ -236,18 +236,18 @@ def test_an_error_ratio_over_the_threshold_degrades_health(target: Target) -> No
 
 def test_an_error_ratio_under_the_threshold_is_healthy(target: Target) -> None:
     _, health = run(target, ["vllm-0", "vllm-1"], error_ratio_threshold=0.2)
-    assert [h.state for h in health if h.component == "business.errors"] == [State.HEALTHY]
+    assert [h.state for h in health if h.component == "inference.errors"] == [State.HEALTHY]
 
 
 def test_too_few_requests_are_not_judged(target: Target) -> None:
     _, health = run(target, ["vllm-0", "vllm-1"], min_requests=1000)
-    (errors,) = [h for h in health if h.component == "business.errors"]
+    (errors,) = [h for h in health if h.component == "inference.errors"]
     assert errors.state == State.HEALTHY and "not judged" in errors.reason
 
 
 def test_a_slow_p99_degrades_health_when_a_limit_is_set(target: Target) -> None:
     _, health = run(target, ["sglang-0", "sglang-1"], profile="sglang", latency_p99_max_seconds=2.5)
-    (latency,) = [h for h in health if h.component == "business.latency"]
+    (latency,) = [h for h in health if h.component == "inference.latency"]
     assert latency.state == State.DEGRADED and "p99 latency 3.964s above 2.5s" in latency.reason
 
 
@@ -257,7 +257,7 @@ def test_the_first_scrape_exports_gauges_but_no_rates(target: Target) -> None:
     assert got["gpuwarden_inference_up"] == 1
     assert got["gpuwarden_inference_running_requests"] == 9
     assert "gpuwarden_inference_requests_per_second" not in got
-    assert [h.state for h in health if h.component == "business.errors"] == [State.UNKNOWN]
+    assert [h.state for h in health if h.component == "inference.errors"] == [State.UNKNOWN]
 
 
 def test_an_unreachable_target_is_unknown_then_unhealthy_and_exports_no_stale_figures(target: Target) -> None:
@@ -270,7 +270,7 @@ def test_an_unreachable_target_is_unknown_then_unhealthy_and_exports_no_stale_fi
     for _ in range(2):
         clock.t += 15
         metrics, health = split(collector.collect())
-        (result,) = [h for h in health if h.component == "business.target"]
+        (result,) = [h for h in health if h.component == "inference.target"]
         states.append(result.state)
     assert states == [State.UNKNOWN, State.UNHEALTHY]
     assert "cannot connect to" in result.reason and "2 scrapes in a row" in result.reason
@@ -304,29 +304,29 @@ def test_a_bad_answer_is_unknown_with_its_reason(
     [
         (
             {"profile": "generic"},
-            "collectors.business.url: the generic profile needs the server's metrics URL",
+            "collectors.inference.url: the generic profile needs the server's metrics URL",
         ),
         (
             {"profile": "generic", "url": "http://h:1/metrics"},
-            "collectors.business.mapping: the generic profile needs mapping.requests or mapping.success",
+            "collectors.inference.mapping: the generic profile needs mapping.requests or mapping.success",
         ),
-        ({"url": "localhost:8000"}, "collectors.business.url: must be an http:// or https:// URL"),
-        ({"window": 20}, "collectors.business.window: must be at least twice the interval (30s)"),
+        ({"url": "localhost:8000"}, "collectors.inference.url: must be an http:// or https:// URL"),
+        ({"window": 20}, "collectors.inference.window: must be at least twice the interval (30s)"),
         (
             {"scrape_timeout": 10},
-            "collectors.business.scrape_timeout: must be less than the collector timeout",
+            "collectors.inference.scrape_timeout: must be less than the collector timeout",
         ),
         (
             {"mapping": {"errors": {"metric": "x", "match": {"status": "5(xx"}}}},
-            "collectors.business.mapping.errors.match: label status: invalid regular expression",
+            "collectors.inference.mapping.errors.match: label status: invalid regular expression",
         ),
-        ({"mapping": {"errors": {"name": "x"}}}, "collectors.business.mapping.errors.name: unknown key"),
-        ({"profile": "tgi"}, "collectors.business.profile: must be one of"),
+        ({"mapping": {"errors": {"name": "x"}}}, "collectors.inference.mapping.errors.name: unknown key"),
+        ({"profile": "tgi"}, "collectors.inference.profile: must be one of"),
     ],
 )
 def test_bad_config_names_the_key_path(section: dict[str, Any], problem: str) -> None:
     with pytest.raises(ConfigError) as err:
-        from_mapping({"collectors": {"business": section}})
+        from_mapping({"collectors": {"inference": section}})
     assert any(p.startswith(problem) for p in err.value.problems), err.value.problems
 
 
@@ -364,5 +364,5 @@ def test_an_idle_server_has_zero_qps_and_no_ratio_or_quantiles_rather_than_made_
     assert not any(
         k.startswith(("gpuwarden_inference_error_ratio", "gpuwarden_inference_latency")) for k in got
     )
-    (errors,) = [h for h in health if h.component == "business.errors"]
+    (errors,) = [h for h in health if h.component == "inference.errors"]
     assert errors.state == State.HEALTHY and "0 requests in 15s" in errors.reason

@@ -1,4 +1,4 @@
-"""Every series the business collector exports (docs, dashboards and alert rules read this list)."""
+"""Every series the inference collector exports (docs, dashboards and alert rules read this list)."""
 
 from __future__ import annotations
 
