@@ -58,7 +58,7 @@ def _root_cause(err: BaseException) -> str:
 def wanted_names(selectors: Iterable[Selector]) -> set[str]:
     names: set[str] = set()
     for sel in selectors:
-        names |= {sel.metric, sel.metric.removesuffix("_total")}
+        names |= {n for name in sel.names for n in (name, name.removesuffix("_total"))}
     return names
 
 
@@ -126,9 +126,12 @@ class Exposition:
         return []
 
     def select(self, sel: Selector, suffix: str = "") -> Series:
-        """Series of `sel.metric + suffix` whose labels match, keyed by their sorted labels."""
+        """Series of `sel.metric + suffix` whose labels match, keyed by their sorted labels.
+
+        With several names (a metric renamed between versions) the first that the scrape has is used."""
         out: Series = {}
-        for labels, value in self._lookup(sel.metric, suffix):
+        found = next((s for s in (self._lookup(name, suffix) for name in sel.names) if s), [])
+        for labels, value in found:
             # NaN is what a summary shows before its first observation, or an exporter's "no value";
             # a missing label is the empty string, as in PromQL.
             if math.isnan(value) or not all(re.fullmatch(p, labels.get(k, "")) for k, p in sel.match.items()):
@@ -136,6 +139,10 @@ class Exposition:
             key = tuple(sorted(labels.items()))
             out[key] = out.get(key, 0.0) + value
         return out
+
+    def has(self, sel: Selector, suffix: str = "") -> bool:
+        """The scrape has one of `sel`'s metrics, whatever its labels."""
+        return any(self._lookup(name, suffix) for name in sel.names)
 
     def gauge(self, sel: Selector) -> float | None:
         values = list(self.select(sel).values())
