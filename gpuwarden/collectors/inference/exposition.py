@@ -102,19 +102,22 @@ class Exposition:
     """Parsed samples, by sample name → [(labels, value)]."""
 
     samples: dict[str, list[tuple[dict[str, str], float]]]
+    families: frozenset[str] = frozenset()  # every family the page declares, samples or not
 
     @classmethod
     def parse(cls, text: str, names: set[str] | None = None) -> Exposition:
         if names is not None:
             text = filter_lines(text, names)
         samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+        families: set[str] = set()
         try:
             for family in text_string_to_metric_families(text):
+                families.add(family.name)
                 for sample in family.samples:
                     samples.setdefault(sample.name, []).append((sample.labels, sample.value))
         except ValueError as err:
             raise ScrapeError(f"invalid Prometheus exposition: {err}") from None
-        return cls(samples)
+        return cls(samples, frozenset(families))
 
     def _lookup(self, metric: str, suffix: str) -> list[tuple[dict[str, str], float]]:
         # The parser names a counter's samples `<family>_total` even when the server (Triton) wrote the
@@ -141,8 +144,10 @@ class Exposition:
         return out
 
     def has(self, sel: Selector, suffix: str = "") -> bool:
-        """The scrape has one of `sel`'s metrics, whatever its labels."""
-        return any(self._lookup(name, suffix) for name in sel.names)
+        """The page declares one of `sel`'s metrics, whatever its labels, even with no series yet (a
+        labelled counter before its first increment)."""
+        declared = any(n in self.families or n.removesuffix("_total") in self.families for n in sel.names)
+        return declared or any(self._lookup(name, suffix) for name in sel.names)
 
     def gauge(self, sel: Selector) -> float | None:
         values = list(self.select(sel).values())
