@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import resource
 import signal
+import socket
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -25,6 +26,7 @@ from gpuwarden.agent.sdnotify import Notifier
 from gpuwarden.agent.server import HTTPServer, agent_routes
 from gpuwarden.config import AgentConfig, ConfigError
 from gpuwarden.fleet.member import FleetMember, summarize
+from gpuwarden.remediations.engine import Engine, health_lookup
 
 # How often the fleet registration republishes this node's health summary.
 FLEET_REFRESH_SECONDS = 15.0
@@ -58,8 +60,11 @@ class Agent:
         self.http_stats = Stats()
         self.runner.add_source(self.http_stats)
         self.fleet: FleetMember | None = None
+        self.engine: Engine | None = None
+        self._unsubscribe: Callable[[], object] | None = None
         self._wake = threading.Event()
-        self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._signals, self._signals_in = socket.socketpair()
+        self._signals_in.setblocking(False)
         self._stop = False
         self._reload = False
 
@@ -76,15 +81,16 @@ class Agent:
     # -- lifecycle ------------------------------------------------------------------------------------
     def run(self) -> int:
         threading.Thread(target=self._dispatch_signals, name="signals", daemon=True).start()
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGHUP, self._on_signal)
+        signal.set_wakeup_fd(self._signals_in.fileno(), warn_on_full_buffer=False)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
         _raise_fd_limit(self.config.agent.http.max_connections + 256)
         self.server = self._start_server(self.config)
         self.log.info("gpuwarden %s serving on %s", gpuwarden.__version__, self.server.address)
         self.scheduler.start()
         self._install_collectors(self.config)
         self._install_fleet(self.config, None)  # after the first collection: it registers real health
+        self._install_engine(self.config, None)
         names = ", ".join(self.runner.names()) or "none"
         self.notifier.notify("READY=1", f"STATUS=serving on {self.server.address}; collectors: {names}")
         self.log.info("first collection done; collectors: %s", names)
@@ -100,19 +106,19 @@ class Agent:
         return 0
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        # Only this: SimpleQueue.put is safe in a signal handler. Event.set is not: it takes a lock that the
-        # interrupted main thread may be holding (a reload then never ran; the handler deadlocked).
-        self._signals.put(signum)
+        """Nothing: Python runs this in the main thread only, and only once that thread runs again; the
+        kernel may hand the signal to another thread while the main one sleeps in a join or a wait (a
+        reload then never came). The C-level handler writes the signal number to the wakeup socket from
+        whichever thread got it, and `_dispatch_signals` acts on it at once."""
 
     def _dispatch_signals(self) -> None:
-        """Acts on signals even while the main thread is busy in a reload or the first collection."""
         while True:
-            signum = self._signals.get()
-            if signum == signal.SIGHUP:
-                self._reload = True
-            elif not self._stop:
-                self._stop = True
-                threading.Thread(target=self._exit_deadline, name="exit-deadline", daemon=True).start()
+            for signum in self._signals.recv(64):
+                if signum == signal.SIGHUP:
+                    self._reload = True
+                elif signum in (signal.SIGTERM, signal.SIGINT) and not self._stop:
+                    self._stop = True
+                    threading.Thread(target=self._exit_deadline, name="exit-deadline", daemon=True).start()
             self._wake.set()
 
     def _exit_deadline(self) -> None:
@@ -134,6 +140,7 @@ class Agent:
         closer.join(timeout=2.0)
 
     def _close_all(self) -> None:
+        self._install_engine(None, self.config)
         if self.fleet:
             self.fleet.stop()  # deletes the ephemeral registration now, not a session timeout later
         self.runner.close()
@@ -212,6 +219,30 @@ class Agent:
             self.scheduler.add_job(self.fleet.refresh, "interval", seconds=FLEET_REFRESH_SECONDS, id="fleet")
             self.log.info("joining fleet %s as %s", config.fleet.cluster, config.fleet.node_name())
 
+    def _install_engine(self, config: AgentConfig | None, old: AgentConfig | None) -> None:
+        """Start the remediation engine; on a changed `remediation:` section, replace it (its supervised
+        processes are stopped with it: the agent is their supervisor)."""
+        if config is not None and old is not None and old.remediation == config.remediation:
+            return
+        if self.engine is not None:
+            if self._unsubscribe:
+                self._unsubscribe()
+            self.runner.remove_source(self.engine)
+            self.engine.stop(stop_targets=True)
+            self.engine = None
+        if config is None or not config.remediation.enabled:
+            return
+        self.engine = Engine(
+            config.remediation,
+            health=health_lookup(self.health.results),
+            budget=lambda: self.fleet.budget if self.fleet else None,
+            log=self.log.getChild("remediation"),
+        ).start()
+        subscribe = getattr(self.health, "subscribe", None)  # the health stream's HealthStore.subscribe
+        self._unsubscribe = subscribe(self.engine.on_transition) if subscribe else None
+        self.runner.add_source(self.engine)
+        self.log.info("remediation engine started: %s", ", ".join(self.engine.playbooks) or "no playbooks")
+
     def reload(self) -> None:
         self.log.info("reloading configuration from %s", self.config_path or "built-in defaults")
         self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
@@ -236,13 +267,14 @@ class Agent:
         self.runner.reload_ok, self.runner.reload_timestamp = True, time.time()
         self._install_collectors(new, old)
         self._install_fleet(new, old)
+        self._install_engine(new, old)
         self.notifier.notify("READY=1", "STATUS=configuration reloaded")
         self.log.info("configuration reloaded")
 
 
 def _same_inputs(name: str, old: AgentConfig, new: AgentConfig) -> bool:
     """Whether collector `name` would be built the same: its settings and the shared sections unchanged."""
-    shared = {"agent", "collectors"}
+    shared = {"agent", "collectors", "remediation"}
     return old.collector_settings(name) == new.collector_settings(name) and old.model_dump(
         exclude=shared
     ) == new.model_dump(exclude=shared)

@@ -7,6 +7,7 @@ layer's I/O thread (`inline`), so a scrape never waits for a handler thread. Oth
 
 from __future__ import annotations
 
+import json
 import logging
 import ssl
 from collections.abc import Callable
@@ -20,7 +21,6 @@ from gpuwarden.agent.http import (
     Router,
     Stats,
     error_response,
-    json_response,
 )
 from gpuwarden.agent.http_loop import Server
 from gpuwarden.agent.runner import Runner
@@ -55,7 +55,8 @@ def agent_routes(runner: Runner, health: HealthStore, alive: Callable[[], bool])
                 return error_response(400, f"{FAIL_STATUS} must be an HTTP status from 400 to 599")
             status = int(text)
         body = health.to_json()
-        return json_response(status if body["status"] == State.UNHEALTHY else 200, body)
+        pretty = json.dumps(body, indent=2).encode() + b"\n"  # read by people with curl, too
+        return Response(status if body["status"] == State.UNHEALTHY else 200, pretty, "application/json")
 
     def healthz(request: Request) -> Response:
         if alive():
@@ -98,7 +99,10 @@ class HTTPServer:
         host, port = parse_listen(listen)
         context = ssl_context(tls) if tls.enabled else None
         log = log or logging.getLogger("gpuwarden.http")
-        self._server = Server(host, port, router, limits or Limits(), log, tls=context, stats=stats)
+        try:
+            self._server = Server(host, port, router, limits or Limits(), log, tls=context, stats=stats)
+        except OSError as err:  # taken, or not an address of this host: say which one
+            raise OSError(err.errno, f"cannot listen on {listen}: {err.strerror}") from None
         self.scheme = "https" if tls.enabled else "http"
 
     @property

@@ -30,6 +30,11 @@ class StuckCollector:
 
 
 if __name__ == "__main__":
+    import faulthandler
+    import signal
+
     from gpuwarden.cli import main
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # a test that times out asks for the stacks
 
     raise SystemExit(main())
