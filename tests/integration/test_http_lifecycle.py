@@ -83,6 +83,50 @@ def test_sigterm_exits_within_five_seconds_during_a_trickling_client(
     trickle.close()
 
 
+def test_sigterm_exits_within_five_seconds_during_a_trickling_inference_scrape(
+    tmp_path: Path, stopped: list[AgentProcess]
+) -> None:
+    """An inference server that answers one byte every 0.1 s, forever: each read is within the read
+    timeout, and the collector's deadline (60 s) is far away."""
+    target = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def trickle() -> None:
+        first = True  # answered at once, so the first collection (and READY) does not wait 60 s
+        while not done.is_set():
+            try:
+                conn, _ = target.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.recv(65536)
+                    if first:
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        first = False
+                        continue
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+                    while not done.wait(0.1):
+                        conn.sendall(b"#")
+                except OSError:
+                    pass
+
+    threading.Thread(target=trickle, daemon=True).start()
+    port = free_port()
+    cfg = config(port)
+    url = f"http://127.0.0.1:{target.getsockname()[1]}/metrics"
+    cfg["collectors"]["inference"] = {"enabled": True, "url": url, "interval": 0.5, "timeout": 60}
+    proc = AgentProcess(tmp_path, cfg, watchdog_usec=None, module="tests.integration.stuck_agent")
+    stopped.append(proc)
+    try:
+        proc.wait_message("READY=1")
+        time.sleep(1.0)  # the second one is trickling now
+        assert stop_seconds(proc) < 5
+    finally:
+        done.set()
+        target.close()
+
+
 def test_sigterm_exits_within_five_seconds_right_after_2000_slow_connections(
     tmp_path: Path, stopped: list[AgentProcess]
 ) -> None:
