@@ -34,10 +34,18 @@ from gpuwarden.agent.http import (
     Router,
     Stats,
     error_response,
-    parse_head,
-    reason_phrase,
 )
-from gpuwarden.agent.http_conn import CLOSED, HANDLING, HANDSHAKE, IDLE, LINGER, READING, WRITING, Conn
+from gpuwarden.agent.http_conn import (
+    CLOSED,
+    HANDLING,
+    HANDSHAKE,
+    IDLE,
+    LINGER,
+    READING,
+    WRITING,
+    Conn,
+    encode_response,
+)
 
 TICK = 0.25  # how often deadlines are checked
 LINGER_S = 2.0  # after refusing a request, drain what the client still sends so it can read our answer
@@ -274,61 +282,27 @@ class Server:
 
     def _advance(self, conn: Conn) -> None:
         """Parse what has arrived; dispatch a request once it is complete."""
-        limits = self.limits
-        if conn.head is None:
-            end = conn.buf.find(b"\r\n\r\n")
-            size = 4
-            if end < 0:
-                end, size = conn.buf.find(b"\n\n"), 2
-            if end < 0:
-                if len(conn.buf) > limits.max_header_bytes:
-                    self._refuse(conn, HTTPError(431, "request head too large", "header_too_large"))
-                elif conn.buf and conn.state == IDLE:
-                    self._idle.pop(conn, None)
-                    conn.state, conn.deadline = READING, time.monotonic() + limits.request_timeout
-                return
-            if end > limits.max_header_bytes:
-                self._refuse(conn, HTTPError(431, "request head too large", "header_too_large"))
-                return
-            if conn.state == IDLE:
-                self._idle.pop(conn, None)
-                conn.state, conn.deadline = READING, time.monotonic() + limits.request_timeout
-            try:
-                head = parse_head(bytes(conn.buf[:end]))
-                route, params = self.router.resolve(head.method, head.path)
-                self.router.check(route, head.headers, head.length)
-                if head.length > limits.max_body_bytes:
-                    raise HTTPError(413, f"body larger than {limits.max_body_bytes} bytes", "body_too_large")
-            except HTTPError as err:
-                self._refuse(conn, err)
-                return
-            del conn.buf[: end + size]
-            conn.head, conn.route, conn.params = head, route, params
-            if head.length > len(conn.buf) and "100-continue" in head.headers.get("expect", "").lower():
-                with contextlib.suppress(OSError):  # the client sends the body after a while anyway
-                    conn.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
-        head, current = conn.head, conn.route
-        assert head is not None and current is not None
-        if len(conn.buf) < head.length:
+        if conn.state == IDLE and conn.buf:
+            self._idle.pop(conn, None)
+            conn.state, conn.deadline = READING, time.monotonic() + self.limits.request_timeout
+        try:
+            taken = conn.take_request(self.router, self.limits)
+        except HTTPError as err:
+            self._refuse(conn, err)
             return
-        body = bytes(conn.buf[: head.length])
-        del conn.buf[: head.length]
-        request = Request(
-            head.method,
-            head.path,
-            head.query,
-            head.headers,
-            body,
-            conn.peer,
-            conn.params,
-            current.path_pattern,
-        )
+        if conn.wants_continue:
+            conn.wants_continue = False
+            with contextlib.suppress(OSError):  # the client sends the body after a while anyway
+                conn.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if taken is None:
+            return
+        route, request = taken
         conn.state, conn.deadline = HANDLING, float("inf")
         self._watch(conn, 0)  # pipelined bytes wait in the kernel until this answer is out
-        if current.inline:
-            self._respond(conn, current, request, self._call(current, request))
+        if route.inline:
+            self._respond(conn, route, request, self._call(route, request))
         else:
-            self._jobs.put((conn, current, request))
+            self._jobs.put((conn, route, request))
 
     def _refuse(self, conn: Conn, err: HTTPError) -> None:
         """Answer a request the layer will not serve, then close: its body was not read."""
@@ -364,18 +338,7 @@ class Server:
         self, conn: Conn, route: Route | None, request: Request, response: Response, close: bool = False
     ) -> None:
         keep = not close and not self._stopping and conn.head is not None and conn.head.keep_alive
-        body = b"" if request.method == "HEAD" else response.body
-        lines = [
-            f"HTTP/1.1 {response.status} {reason_phrase(response.status)}",
-            f"Content-Type: {response.content_type}",
-            f"Content-Length: {len(response.body)}",
-            *(f"{k}: {v}" for k, v in response.headers.items()),
-        ]
-        if not keep:
-            lines.append("Connection: close")
-        elif conn.head is not None and conn.head.version == "HTTP/1.0":
-            lines.append("Connection: keep-alive")
-        conn.out = memoryview(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        conn.out = memoryview(encode_response(response, request.method, conn.head, keep))
         conn.keep_alive, conn.state = keep, WRITING
         conn.deadline = time.monotonic() + self.limits.write_timeout
         if self.observe is not None:
