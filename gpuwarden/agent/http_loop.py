@@ -88,6 +88,7 @@ class Server:
         self._idle: dict[Conn, None] = {}  # evictable connections, oldest first
         self._jobs: queue.SimpleQueue[tuple[Conn, Route, Request] | None] = queue.SimpleQueue()
         self._done: deque[tuple[Conn, Route, Request, Response]] = deque()
+        self._pipelined: deque[Conn] = deque()  # idle again with the next request already buffered
         self._stopping = False
         self._accept_paused_until = 0.0
         self._io = threading.Thread(target=self._loop, name="http-io", daemon=True)
@@ -130,8 +131,12 @@ class Server:
                     elif key.data is self._wake_r:
                         self._drain_wake()
                     else:
-                        self._on_ready(key.data, events)
+                        self._guarded(key.data, self._on_ready, events)
                 self._finish_done()
+                while self._pipelined:
+                    conn = self._pipelined.popleft()
+                    if conn.state == IDLE:
+                        self._guarded(conn, lambda c, _: self._advance(c), 0)
                 now = time.monotonic()
                 if now >= next_sweep:
                     self._sweep(now)
@@ -145,6 +150,14 @@ class Server:
             self._listener.close()
             self._wake_r.close()
             self._wake_w.close()
+
+    def _guarded(self, conn: Conn, step: Callable[[Conn, int], None], events: int) -> None:
+        """A bug met while serving one connection closes that connection, not the server."""
+        try:
+            step(conn, events)
+        except Exception:
+            self.log.exception("HTTP connection from %s failed", conn.peer)
+            self._close(conn)
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):  # full (a wake-up is already pending) or closed (stopping)
@@ -298,10 +311,10 @@ class Server:
             return
         route, request = taken
         conn.state, conn.deadline = HANDLING, float("inf")
-        self._watch(conn, 0)  # pipelined bytes wait in the kernel until this answer is out
-        if route.inline:
+        if route.inline:  # answered now: the selector registration stays as it is (no syscalls)
             self._respond(conn, route, request, self._call(route, request))
         else:
+            self._watch(conn, 0)  # pipelined bytes wait in the kernel until this answer is out
             self._jobs.put((conn, route, request))
 
     def _refuse(self, conn: Conn, err: HTTPError) -> None:
@@ -366,7 +379,7 @@ class Server:
             self._idle[conn] = None
             self._watch(conn, selectors.EVENT_READ)
             if conn.buf:
-                self._advance(conn)  # a pipelined request
+                self._pipelined.append(conn)  # parsed by the loop: no recursion through pipelined requests
         elif conn.refused:
             self._linger(conn)
         else:

@@ -103,6 +103,15 @@ def test_keep_alive_and_pipelined_requests_are_answered_in_order(served: tuple[S
         assert s.recv(1) == b""
 
 
+def test_thousands_of_pipelined_requests_in_one_write_are_all_answered(served: tuple[Server, App]) -> None:
+    server, _ = served
+    with connect(server) as s:
+        s.sendall(b"GET /fast HTTP/1.1\r\n\r\n" * 5000)  # 125 KB: far deeper than Python's recursion
+        assert all(read_response(s)[2] == b"fast" for _ in range(5000))
+        s.sendall(b"GET /fast HTTP/1.1\r\n\r\n")
+        assert read_response(s)[2] == b"fast"
+
+
 def test_head_gets_the_length_without_the_body(served: tuple[Server, App]) -> None:
     server, _ = served
     with connect(server) as s:
