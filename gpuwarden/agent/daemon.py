@@ -261,8 +261,13 @@ class Agent:
         self.log = self._setup_logging(new)
         served = (self.listen(new), new.agent.tls, new.agent.http)
         if served != (self.listen(old), old.agent.tls, old.agent.http) and self.server:
+            was = self.server.address
             self.server.stop()
-            self.server = self._start_server(new)
+            try:
+                self.server = self._start_server(new)
+            except OSError as err:  # taken, or unreadable TLS files: keep serving where we were
+                self.log.error("%s; still serving on %s", err, was)
+                self.server = self._start_server(old)
             self.log.info("now serving on %s", self.server.address)
         self.runner.reload_ok, self.runner.reload_timestamp = True, time.time()
         self._install_collectors(new, old)

@@ -115,8 +115,7 @@ class Server:
         self._wake()
         if self._io.is_alive():
             self._io.join(timeout)
-        else:
-            self._listener.close()
+        self._listener.close()  # now, even if the I/O thread is slow to see it: a reload binds the port again
         for _ in self._workers:
             self._jobs.put(None)
 

@@ -101,10 +101,11 @@ def test_a_thousand_idle_connections_leave_scrapes_and_collectors_alone(tmp_path
     port = free_port()
     with running(tmp_path, config(port)) as proc, ExitStack() as stack:
         base = f"http://127.0.0.1:{port}"
-        threads_before = _threads(proc.proc.pid)
+        threads_before, rss_before = _status(proc.proc.pid, "Threads"), _status(proc.proc.pid, "VmRSS")
         idle = connections(port, 1000, stack)
         assert slowest(f"{base}/metrics", 5) < 1.0
-        assert _threads(proc.proc.pid) <= threads_before + 2  # a connection costs no thread
+        assert _status(proc.proc.pid, "Threads") <= threads_before + 2  # a connection costs no thread
+        assert _status(proc.proc.pid, "VmRSS") - rss_before < 50 * 1024  # kB: nor memory to speak of
         for s in idle:
             s.close()
         time.sleep(1.2)  # collectors run on after the flood
@@ -144,11 +145,12 @@ def test_a_trickling_client_is_cut_at_the_request_timeout(tmp_path: Path) -> Non
         assert metric(text, 'gpuwarden_http_client_errors_total{reason="request_timeout"}') >= 1
 
 
-def _threads(pid: int) -> int:
+def _status(pid: int, key: str) -> int:
+    """A number from /proc/PID/status (Threads; VmRSS in kB)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("Threads:"):
+        if line.startswith(f"{key}:"):
             return int(line.split()[1])
-    raise AssertionError("no Threads: line")
+    raise AssertionError(f"no {key}: line")
 
 
 def test_health_is_200_by_default_and_fail_status_turns_an_unhealthy_node_into_503(tmp_path: Path) -> None:

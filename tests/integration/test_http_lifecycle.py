@@ -211,3 +211,20 @@ def test_with_json_logs_client_resets_are_counted_and_every_line_is_json(
     lines = proc.stderr().splitlines()
     assert lines and all(json.loads(line)["msg"] for line in lines)
     assert len(lines) < 20  # a line per start and stop, none per client
+
+
+def test_a_reload_onto_a_taken_port_keeps_serving_on_the_old_one(
+    tmp_path: Path, stopped: list[AgentProcess]
+) -> None:
+    port = free_port()
+    proc = start(tmp_path, config(port))
+    stopped.append(proc)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proc.write_config(config(taken.getsockname()[1]))
+        proc.signal(signal.SIGHUP)
+        proc.wait_message("STATUS=configuration reloaded")
+    assert get(f"http://127.0.0.1:{port}/healthz").text == "ok\n"
+    assert "Address already in use; still serving on http://127.0.0.1:" in proc.stderr()
+    assert proc.proc.poll() is None
