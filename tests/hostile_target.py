@@ -1,5 +1,7 @@
 """A real local HTTP server that behaves like a broken or hostile scrape target, one behaviour per path.
 
+The first path segment picks the behaviour (`/endless/v1/models` is `/endless`), so a base URL works too.
+
 /good         a vLLM exposition (tests/fixtures/inference/vllm-0.prom)
 /endless      a chunked body of valid exposition lines that never ends
 /gzip-bomb    `Content-Encoding: gzip`, ~1 KB on the wire per MB inflated, never ending
@@ -61,7 +63,7 @@ class HostileTarget:
                 target.requests.append(self.path)
                 # A broken pipe is the agent giving up, as it should.
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    getattr(self, "_" + self.path.strip("/").replace("-", "_"))()
+                    getattr(self, "_" + self.path.strip("/").split("/")[0].replace("-", "_"))()
 
             do_POST = do_GET  # noqa: N815
 
