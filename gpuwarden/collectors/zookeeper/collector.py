@@ -16,7 +16,7 @@ from pydantic import AfterValidator, Field, model_validator
 from gpuwarden.agent.registry import CollectorContext, CollectorSettings, Item, register
 from gpuwarden.catalog import Families, MetricSpec
 from gpuwarden.collectors.zookeeper.parse import SERVING_MODES, Mode, ServerStatus
-from gpuwarden.collectors.zookeeper.probe import probe_all
+from gpuwarden.collectors.zookeeper.probe import MAX_REPLY_BYTES, probe_all
 from gpuwarden.collectors.zookeeper.verdict import EnsembleVerdict, Verdict, judge
 from gpuwarden.fleet.address import check_address
 
@@ -36,7 +36,12 @@ class ZookeeperSettings(CollectorSettings):
     )
     observers: list[Address] = Field(default_factory=list, description="observers (non-voting) as host:port")
     probe_timeout: float = Field(
-        1.0, gt=0, description="seconds allowed for each four-letter-word exchange with one server"
+        1.0, gt=0, description="seconds allowed for each four-letter-word exchange with one server, in all"
+    )
+    max_reply_bytes: int = Field(
+        MAX_REPLY_BYTES,
+        ge=64 << 10,
+        description="longest four-letter-word reply accepted; a longer one is a bad reply (bytes)",
     )
 
     def problems(self, config: AgentConfig) -> list[str]:
@@ -132,13 +137,13 @@ HEALTH = {
 
 
 def check(
-    voters: list[str], observers: list[str], timeout: float
+    voters: list[str], observers: list[str], timeout: float, max_reply_bytes: int = MAX_REPLY_BYTES
 ) -> tuple[EnsembleVerdict, dict[str, ServerStatus]]:
     """Probe and judge. A SPLIT is re-probed once: two leaders are normally a transient of an election."""
-    status = probe_all([*voters, *observers], timeout)
+    status = probe_all([*voters, *observers], timeout, max_reply_bytes)
     verdict = judge(voters, observers, status)
     if verdict.verdict is Verdict.SPLIT:
-        status = probe_all([*voters, *observers], timeout)
+        status = probe_all([*voters, *observers], timeout, max_reply_bytes)
         verdict = judge(voters, observers, status)
     return verdict, status
 
@@ -192,5 +197,6 @@ class ZookeeperCollector:
         pass  # every probe opens and closes its own sockets
 
     def collect(self) -> Iterator[Item]:
-        verdict, status = check(self.voters, self.observers, self.settings.probe_timeout)
+        s = self.settings
+        verdict, status = check(self.voters, self.observers, s.probe_timeout, s.max_reply_bytes)
         yield from export(self.settings.ensemble, verdict, status)
