@@ -16,6 +16,7 @@ The first path segment picks the behaviour (`/endless/v1/models` is `/endless`),
 /not-gzip     says gzip, sends plain text
 /cut-gzip     a gzip body cut before its end
 /two-members  two gzip members one after the other (what `cat a.gz b.gz` gives)
+/metrics      whichever of the above `mode` names (the test switches it while the agent scrapes)
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ BOMB_HEAD, BOMB_BLOCK = _bomb_parts()
 class HostileTarget:
     def __init__(self) -> None:
         self.requests: list[str] = []
+        self.mode = "good"
         target = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -82,6 +84,9 @@ class HostileTarget:
 
             def _chunk(self, data: bytes) -> None:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+            def _metrics(self) -> None:
+                getattr(self, "_" + target.mode.replace("-", "_"))()
 
             def _good(self) -> None:
                 self._send(GOOD)
