@@ -22,7 +22,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     try:
         return Agent(cfg, args.config, args.listen, args.log_format).run()
     except OSError as err:  # the listen address is taken or the TLS files cannot be read
-        print(f"gpuwarden: cannot start: {err}", file=sys.stderr)
+        where = f": {err.filename}" if err.filename else ""
+        print(f"gpuwarden: cannot start: {err.strerror or err}{where}", file=sys.stderr)
         return 1
 
 
