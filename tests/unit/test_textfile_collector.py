@@ -139,7 +139,7 @@ def test_a_name_clash_between_files_skips_the_later_file(tmp_path: Path) -> None
     assert "jobs_done_total is a gauge here but a counter in a.prom" in health[0].reason
 
 
-def test_a_fifo_a_device_a_directory_and_a_huge_file_are_skipped_unread(tmp_path: Path) -> None:
+def test_a_fifo_dev_zero_dev_urandom_a_directory_and_a_huge_file_are_skipped_unread(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "fifo.prom")  # opening it for reading would block until a writer comes
     (tmp_path / "zero.prom").symlink_to("/dev/zero")
     (tmp_path / "random.prom").symlink_to("/dev/urandom")

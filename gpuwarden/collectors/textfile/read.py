@@ -59,6 +59,9 @@ def _read_once(path: str, max_bytes: int) -> tuple[bytes, float] | None:
 
 def _check(st: os.stat_result, max_bytes: int) -> None:
     if not stat.S_ISREG(st.st_mode):
-        raise Invalid("not_regular", "not a regular file (a FIFO, a device or a directory); skipped unread")
+        raise Invalid(
+            "not_regular",
+            "not a regular file (a FIFO, a character special file or a directory); skipped unread",
+        )
     if st.st_size > max_bytes:
         raise Invalid("too_large", f"{st.st_size} bytes, more than {max_bytes} (max_file_bytes)")
