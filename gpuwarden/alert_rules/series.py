@@ -65,7 +65,7 @@ def name(metric: str) -> str:
 _BRACES = re.compile(r"\{[^}]*\}")
 _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
 _STRINGS = re.compile(r'"[^"]*"')
-_IDENT = re.compile(r"(?<![\w:.$])([a-zA-Z_:][\w:]*)(?!\s*\()")
+_IDENT = re.compile(r"(?<![\w:.$])([a-zA-Z_:][\w:]*+)(?!\s*\()")
 _KEYWORDS = frozenset(
     {"and", "or", "unless", "by", "without", "on", "ignoring", "bool", "offset", "inf", "nan"}
 )
