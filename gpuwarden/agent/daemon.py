@@ -165,7 +165,8 @@ class Agent:
             self.fleet.stop()
             self.fleet = None
         if config.fleet.enabled:
-            self.fleet = FleetMember(config.fleet, self._fleet_summary).start()
+            endpoint = self.server.address if self.server else None  # Prometheus finds /metrics here
+            self.fleet = FleetMember(config.fleet, self._fleet_summary, endpoint=endpoint).start()
             self.scheduler.add_job(self.fleet.refresh, "interval", seconds=FLEET_REFRESH_SECONDS, id="fleet")
             self.log.info("joining fleet %s as %s", config.fleet.cluster, config.fleet.node_name())
 
