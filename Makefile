@@ -60,6 +60,8 @@ bench-gpu: venv
 # Re-render the generated, committed files (review their diff like code).
 generate: venv
 	$(VENV)/bin/gpuwarden config-docs > docs/configuration.md
+	$(VENV)/bin/gpuwarden dashboards build --out deploy
+	$(VENV)/bin/gpuwarden rules build --out deploy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
