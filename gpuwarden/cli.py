@@ -95,18 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
     worker_main.add_arguments(p)
     p.set_defaults(func=worker_main.run)
     # --- dashboards / rules ---
-    from gpuwarden.alert_rules import build as rules_build
-    from gpuwarden.dashboards import build as dashboards_build
+    from gpuwarden.alert_rules import cli as generate_cli
 
-    for verb, module, what in (
-        ("dashboards", dashboards_build, "Grafana dashboards (JSON) into DIR/grafana/"),
-        ("rules", rules_build, "Prometheus rules and config, Alertmanager config into DIR/"),
+    for verb, func, what in (
+        ("dashboards", generate_cli.dashboards, "Grafana dashboards into DIR/grafana/"),
+        ("rules", generate_cli.rules, "Prometheus rules and config, Alertmanager config into DIR/"),
     ):
         p = sub.add_parser(verb, help=f"generate {what}")
         verb_sub = p.add_subparsers(dest=f"{verb}_command", required=True)
         p = verb_sub.add_parser("build", help=f"write the {what}")
-        module.add_arguments(p)
-        p.set_defaults(func=module.cli)
+        generate_cli.add_arguments(p)
+        p.set_defaults(func=func)
     return parser
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -52,24 +50,3 @@ def render(m: Mixin | None = None, d: Deployment | None = None) -> dict[str, str
     out["prometheus/prometheus.yml"] = dump(prometheus(rule_files, d, m.job))
     out["alertmanager/alertmanager.yml"] = dump(alertmanager(gs, d))
     return out
-
-
-def write(out: Path, files: dict[str, str]) -> list[Path]:
-    written = []
-    for rel, text in sorted(files.items()):
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        written.append(path)
-    return written
-
-
-def cli(args: argparse.Namespace) -> int:
-    for path in write(Path(args.out), render(Mixin(job=args.job))):
-        print(path)
-    return 0
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="directory to write prometheus/ and alertmanager/ into")
-    p.add_argument("--job", default=Mixin.job, help="the agents' scrape job (the job= of every query)")
