@@ -1,6 +1,7 @@
-"""A real Alertmanager, on the generated config, delivers a playbook alert to the agents' webhook with the
-bearer token read from a file. The receiver here is a plain HTTP server started by the test: the agent's
-`/v1/alerts` route is not built yet (remediation API issue); once it is, point `agents_url` at the agent."""
+"""A real Alertmanager on the generated config: it delivers a playbook alert to the agents' webhook with the
+bearer token read from a file, and routes what a real Prometheus fires on the generated rules. The webhook
+receiver is a plain HTTP server started by the test: the agent's `/v1/alerts` route is not built yet (the
+remediation API issue); once it is, point `agents_url` at the agent."""
 
 from __future__ import annotations
 
@@ -21,11 +22,14 @@ import yaml
 
 from gpuwarden.alert_rules import build
 from gpuwarden.alert_rules.mixin import Mixin
-from gpuwarden.alert_rules.routing import Deployment, alertmanager
-from tests.integration.agent_process import free_port
+from gpuwarden.alert_rules.routing import Deployment, alertmanager, prometheus
+from tests.integration.agent_process import AgentProcess, free_port, only_collectors
+from tests.integration.zk_ensemble import Ensemble
 
 pytestmark = pytest.mark.integration
 TOKEN = "s3cret-webhook-token"
+ROOT = Path(__file__).resolve().parents[2]
+XID79 = ROOT / "tests" / "fixtures" / "nvml" / "h200-xid79.json"
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -123,3 +127,59 @@ def test_a_playbook_alert_reaches_the_agents_webhook_with_the_bearer_token(
     assert alert["labels"]["alertname"] == "InferenceP99LatencyHigh"
     assert alert["labels"]["playbook"] == "scale_signal"
     assert all(a["labels"].get("playbook") for _, p in received for a in p["alerts"])
+
+
+def test_an_xid_on_the_running_agent_fires_in_prometheus_and_reaches_alertmanager_routed_to_the_pager(
+    stack: tuple[str, list[tuple[str, dict[str, Any]]]], zk_ensemble: Ensemble, tmp_path: Path
+) -> None:
+    """The whole chain on the generated files: the agent (a replayed H200 that reports XID 79) registers in
+    ZooKeeper, Prometheus discovers it there and evaluates the rules, Alertmanager routes GpuXidFatal."""
+    am, _ = stack
+    cluster, node = "alert-chain", "gpu-node-xid"
+    hosts = zk_ensemble.hosts.split(",")
+    config = {
+        "agent": {"listen": f"127.0.0.1:{free_port()}"},
+        "collectors": only_collectors(
+            {"gpu": {"interval": 1, "backend": "replay", "replay_file": str(XID79)}}
+        ),
+        "fleet": {"enabled": True, "hosts": hosts, "cluster": cluster, "node": node},
+    }
+    agent = AgentProcess(tmp_path, config, watchdog_usec=None)
+    deployment = Deployment(
+        alertmanager=am.removeprefix("http://"),
+        zookeeper=tuple(hosts),
+        serverset_paths=(f"/gpuwarden/{cluster}/serverset",),
+        scrape_interval="1s",
+    )
+    rules = sorted(str(p) for p in (ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(prometheus(rules, deployment, Mixin().job)))
+    proc = None
+    try:
+        agent.wait_message("READY=1", timeout=60)
+        proc = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{free_port()}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        fired: list[dict[str, Any]] = []
+        while not fired and time.monotonic() < deadline:
+            alerts = requests.get(f"{am}/api/v2/alerts", timeout=5).json()
+            fired = [a for a in alerts if a["labels"]["alertname"] == "GpuXidFatal"]
+            time.sleep(0.5)
+        assert fired, "GpuXidFatal never reached Alertmanager"
+        (alert,) = fired
+        assert alert["labels"]["instance"] == node and alert["labels"]["xid"] == "79"
+        assert alert["labels"]["severity"] == "critical"
+        assert [r["name"] for r in alert["receivers"]] == ["oncall-pager"]
+        assert alert["annotations"]["runbook_url"].endswith("/GpuXidFatal.md")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+        agent.stop()
