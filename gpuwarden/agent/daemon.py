@@ -186,12 +186,13 @@ class Agent:
         old = self.config
         self.config = new
         self.log = self._setup_logging(new)
-        if (self.listen(new), new.agent.tls) != (self.listen(old), old.agent.tls) and self.server:
+        moved = (self.listen(new), new.agent.tls) != (self.listen(old), old.agent.tls)
+        if moved and self.server:
             self.server.stop()
             self.server = self._start_server(new)
             self.log.info("now serving on %s", self.server.address)
         self.runner.reload_ok, self.runner.reload_timestamp = True, time.time()
         self._install_collectors(new)
-        self._install_fleet(new, old)
+        self._install_fleet(new, None if moved else old)  # a new address means a new serverset endpoint
         self.notifier.notify("READY=1", "STATUS=configuration reloaded")
         self.log.info("configuration reloaded")
