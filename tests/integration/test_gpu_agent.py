@@ -63,10 +63,11 @@ def test_the_agent_serves_the_recorded_h200_and_the_scrape_passes_promtool(
     assert 'gpuwarden_gpu_utilization_ratio{gpu="0",uuid="GPU-' in text
     assert 'gpuwarden_collector_success{collector="gpu"} 1.0' in text
     health = components(url)
-    assert health["gpu0.memory"]["state"] == "HEALTHY"
+    assert health["gpu.0.memory"]["state"] == "HEALTHY"
     # The kernel-log fixture carries XID 119 and 79 for the H200's PCI id: the node must be rebooted.
     assert (
-        health["gpu0.xid"]["state"] == "UNHEALTHY" and health["gpu0.xid"]["suggested_action"] == "reboot_node"
+        health["gpu.0.xid"]["state"] == "UNHEALTHY"
+        and health["gpu.0.xid"]["suggested_action"] == "reboot_node"
     )
 
 

@@ -218,11 +218,12 @@ class GpuCollector:
         fatal: NvmlCallError | None,
     ) -> bool:
         """Samples and health for one GPU; False when it did not answer (`fatal`: lost, needs a reset)."""
-        s, gpu, comp = self.settings, str(index), f"gpu{index}"
+        s, gpu, comp = self.settings, str(index), f"gpu.{index}"
         if ok(snap, "uuid") is not None:
             self.identity[index] = (ok(snap, "uuid"), (ok(snap, "pci") or {}).get("busId", ""))
         uuid = self.identity.get(index, ("", ""))[0]
-        results.append(checks.device_health(f"{comp}.device", fatal))
+        subject = checks.gpu_labels(gpu, uuid)
+        results.append(checks.device_health(f"{comp}.device", subject, fatal))
         if fatal is not None or index not in self.identity:
             fams.add("gpuwarden_gpu_up", 0, gpu=gpu, uuid=uuid)
             return False
@@ -230,12 +231,14 @@ class GpuCollector:
         procs = ok(snap, "processes")
         add_fast(fams, gpu, uuid, snap, self.units.memory_by_unit(procs) if procs else {})
         results.append(
-            checks.memory_health(f"{comp}.memory", snap, self._previous.get(index), s.ecc_storm_errors)
+            checks.memory_health(
+                f"{comp}.memory", subject, snap, self._previous.get(index), s.ecc_storm_errors
+            )
         )
-        results.append(checks.thermal_health(f"{comp}.thermal", snap, s.thermal_margin_min_celsius))
+        results.append(checks.thermal_health(f"{comp}.thermal", subject, snap, s.thermal_margin_min_celsius))
         for result in (
-            checks.pcie_health(f"{comp}.pcie", snap, s.pcie_replay_burst),
-            checks.recovery_health(f"{comp}.recovery", snap),
+            checks.pcie_health(f"{comp}.pcie", subject, snap, s.pcie_replay_burst),
+            checks.recovery_health(f"{comp}.recovery", subject, snap),
         ):
             if result is not None:
                 results.append(result)

@@ -17,7 +17,7 @@ from gpuwarden.agent.registry import CollectorContext, CollectorSettings, Item, 
 from gpuwarden.catalog import Families, MetricSpec
 from gpuwarden.collectors.zookeeper.parse import SERVING_MODES, Mode, ServerStatus
 from gpuwarden.collectors.zookeeper.probe import probe_all
-from gpuwarden.collectors.zookeeper.verdict import EnsembleVerdict, Verdict, judge
+from gpuwarden.collectors.zookeeper.verdict import EnsembleVerdict, Verdict, describe, judge
 from gpuwarden.fleet.address import check_address
 
 if TYPE_CHECKING:
@@ -176,7 +176,20 @@ def export(ensemble: str, verdict: EnsembleVerdict, status: dict[str, ServerStat
     yield from fams
     state, action = HEALTH[verdict.verdict]
     reason = f"{ensemble}: {verdict.verdict.value}: " + "; ".join(verdict.reasons)
-    yield HealthResult("zookeeper.quorum", state, reason, action)
+    yield HealthResult("zookeeper.quorum", state, reason, action, labels={"ensemble": ensemble})
+    for s in status.values():
+        yield server_health(ensemble, s)
+
+
+def server_health(ensemble: str, s: ServerStatus) -> HealthResult:
+    """One result per configured server (`zookeeper.server.<host:port>`, label `server`). A server that
+    does not serve is DEGRADED: whether the ensemble still has quorum is `zookeeper.quorum`'s verdict."""
+    component, labels = f"zookeeper.server.{s.address}", {"ensemble": ensemble, "server": s.address}
+    if s.mode in SERVING_MODES:
+        return HealthResult(component, State.HEALTHY, f"{s.address}: {s.mode.value}", labels=labels)
+    if s.mode is Mode.WHITELIST_BLOCKED:
+        return HealthResult(component, State.UNKNOWN, describe(s), Action.FIX_CONFIG, labels=labels)
+    return HealthResult(component, State.DEGRADED, describe(s), Action.CHECK_NETWORK, labels=labels)
 
 
 @register("zookeeper", ZookeeperSettings)
