@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field, ValidationError, create_model, field_vali
 
 import gpuwarden.collectors  # noqa: F401  (fills the registry the schema is built from)
 from gpuwarden.agent.registry import REGISTRY, StrictModel
-from gpuwarden.doctor.settings import DoctorSettings
 from gpuwarden.fleet.settings import FleetSettings
 from gpuwarden.paths import Paths
 
@@ -114,7 +113,6 @@ class AgentConfig(StrictModel):
     paths: PathsSettings = Field(default_factory=PathsSettings)
     collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)  # type: ignore[valid-type]
     fleet: FleetSettings = Field(default_factory=FleetSettings)
-    doctor: DoctorSettings = Field(default_factory=DoctorSettings)
 
     def collector_settings(self, name: str) -> Any:
         return getattr(self.collectors, name)
@@ -168,6 +166,14 @@ def from_mapping(data: object) -> AgentConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(["(top level): must be a mapping"])
+    if "doctor" in data:  # the doctor became a collector: say where its keys went, not just "unknown key"
+        raise ConfigError(
+            [
+                "doctor: moved to collectors.doctor (gpu_count is collectors.gpu.expected_gpus; volumes "
+                "are collectors.node.disk_paths entries with min_free; export_metrics is "
+                "collectors.doctor.enabled and metrics_interval collectors.doctor.interval)"
+            ]
+        )
     try:
         config = AgentConfig.model_validate(data)
     except ValidationError as err:

@@ -5,6 +5,7 @@ add its import here.
 """
 
 from gpuwarden.collectors import (
+    doctor,  # noqa: F401
     engine,  # noqa: F401
     gpu,  # noqa: F401
     inference,  # noqa: F401

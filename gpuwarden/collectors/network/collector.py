@@ -16,17 +16,17 @@ from gpuwarden.agent.registry import CollectorContext, Item, register
 from gpuwarden.catalog import Families
 from gpuwarden.collectors.network.catalog import CATALOG
 from gpuwarden.collectors.network.counters import WIDTH_32, CounterTracker, error_ratio, utilization
-from gpuwarden.collectors.network.infiniband import (
+from gpuwarden.collectors.network.peers import PeerStats, ProbeOutcome, probe_tcp
+from gpuwarden.collectors.network.settings import NetworkSettings
+from gpuwarden.health import Action, HealthResult, State
+from gpuwarden.paths import read_text
+from gpuwarden.readers.infiniband import (
     DATA_COUNTERS,
     WRAPPING_32BIT,
     IBPort,
     read_ports,
 )
-from gpuwarden.collectors.network.netdev import NetDevFormatError, parse_proc_net_dev, read_link
-from gpuwarden.collectors.network.peers import PeerStats, ProbeOutcome, probe_tcp
-from gpuwarden.collectors.network.settings import NetworkSettings
-from gpuwarden.health import Action, HealthResult, State
-from gpuwarden.paths import read_text
+from gpuwarden.readers.netdev import NetDevFormatError, parse_proc_net_dev, read_link
 
 NETDEV_FIELDS = (
     ("rx_bytes", "receive_bytes"),

@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from gpuwarden import config as configmod
-from gpuwarden.doctor.findings import Finding, Status, exit_code
-from gpuwarden.doctor.report import as_json, table
-from gpuwarden.doctor.run import DoctorInputs, run_checks
+from gpuwarden.collectors.doctor.findings import Finding, Status, exit_code
+from gpuwarden.collectors.doctor.report import as_json, table
+from gpuwarden.collectors.doctor.run import DoctorInputs, run_checks
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
