@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -20,7 +21,9 @@ from gpuwarden.agent.runner import Runner
 from gpuwarden.agent.sdnotify import Notifier
 from gpuwarden.agent.server import HTTPServer
 from gpuwarden.config import AgentConfig, ConfigError
-from gpuwarden.fleet.member import FleetMember, summarize
+
+if TYPE_CHECKING:  # kazoo is imported only when the fleet is enabled (bench/footprint.py)
+    from gpuwarden.fleet.member import FleetMember
 
 # How often the fleet registration republishes this node's health summary.
 FLEET_REFRESH_SECONDS = 15.0
@@ -151,6 +154,8 @@ class Agent:
             self.scheduler.add_job(self.runner.run, "interval", seconds=interval, args=[name], id=name)
 
     def _fleet_summary(self) -> dict[str, object]:
+        from gpuwarden.fleet.member import summarize
+
         gpu = self.runner.collector("gpu")
         inventory = getattr(gpu, "inventory", None)
         gpus = inventory() if callable(inventory) else []
@@ -165,6 +170,8 @@ class Agent:
             self.fleet.stop()
             self.fleet = None
         if config.fleet.enabled:
+            from gpuwarden.fleet.member import FleetMember
+
             self.fleet = FleetMember(config.fleet, self._fleet_summary).start()
             self.scheduler.add_job(self.fleet.refresh, "interval", seconds=FLEET_REFRESH_SECONDS, id="fleet")
             self.log.info("joining fleet %s as %s", config.fleet.cluster, config.fleet.node_name())
