@@ -73,7 +73,7 @@ class CollectorSpec:
     @property
     def factory(self) -> Callable[[Any, CollectorContext], Collector]:
         module, _, attr = self.implementation.partition(":")
-        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(module), attr)
 
 
 REGISTRY: dict[str, CollectorSpec] = {}
