@@ -106,6 +106,7 @@ def imported_packages(config: list[str]) -> collections.Counter[str]:
 _IMPORTS = """
 import sys, logging
 from gpuwarden import cli, config
+cli.build_parser()
 from gpuwarden.agent import daemon, registry
 cfg = config.load(sys.argv[1] if len(sys.argv) > 1 else None)
 for name in sorted(registry.REGISTRY):
