@@ -91,6 +91,18 @@ class Families:
             labels = {k: str(v) for k, v in labels.items()}
         family.samples.append(Sample(name, labels, float(value), None, None))
 
+    def append(self, name: str, labels: dict[str, str], value: float, /) -> None:
+        """A sample whose label dict was checked with `check_labels` (it may be shared between cycles)."""
+        family = self._families.get(name)
+        if family is None:
+            family = self._families[name] = self._specs[name].new_family()
+        family.samples.append(Sample(name, labels, value, None, None))
+
+    def check_labels(self, name: str, labels: dict[str, str], /) -> dict[str, str]:
+        """`labels` for `name` as `append` takes them: catalog-checked, strings, in the spec's order."""
+        _, values = self._family(name, labels)
+        return dict(zip(self._specs[name].labels, values, strict=True))
+
     def add_histogram(
         self, name: str, buckets: Sequence[tuple[str, float]], sum_value: float, /, **labels: str
     ) -> None:

@@ -44,7 +44,10 @@ def plain(value: Any) -> Any:
 
 
 class NvmlBackend:
-    def __init__(self) -> None:
+    def __init__(self, cuda_version: bool = True) -> None:
+        # nvmlSystemGetCudaDriverVersion loads libcuda into the process (tens of MB resident on an H200
+        # node, bench/results/footprint-h200.txt); the doctor and the recorder need it, the collector not.
+        self._cuda_version = cuda_version
         self._nvml: Any = None
         self._handles: list[Any] = []
         self._event_set: Any = None
@@ -81,11 +84,13 @@ class NvmlBackend:
         self._handle_index = {
             _address(h): i for i, h in enumerate(self._handles) if not isinstance(h, NvmlCallError)
         }
-        return {
+        system = {
             "driver_version": plain(pynvml.nvmlSystemGetDriverVersion()),
             "nvml_version": plain(pynvml.nvmlSystemGetNVMLVersion()),
-            "cuda_driver_version": int(pynvml.nvmlSystemGetCudaDriverVersion()),
         }
+        if self._cuda_version:
+            system["cuda_driver_version"] = int(pynvml.nvmlSystemGetCudaDriverVersion())
+        return system
 
     def device_count(self) -> int:
         try:
