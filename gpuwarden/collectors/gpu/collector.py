@@ -48,7 +48,7 @@ def make_backend(settings: GpuSettings) -> Backend:
         return ReplayBackend.from_file(str(settings.replay_file))
     from gpuwarden.collectors.gpu.nvml_backend import NvmlBackend
 
-    return NvmlBackend(cuda_version=False)
+    return NvmlBackend()
 
 
 @register("gpu", GpuSettings)

@@ -44,10 +44,7 @@ def plain(value: Any) -> Any:
 
 
 class NvmlBackend:
-    def __init__(self, cuda_version: bool = True) -> None:
-        # nvmlSystemGetCudaDriverVersion loads libcuda into the process (tens of MB resident on an H200
-        # node, bench/results/footprint-h200.txt); the doctor and the recorder need it, the collector not.
-        self._cuda_version = cuda_version
+    def __init__(self) -> None:
         self._nvml: Any = None
         self._handles: list[Any] = []
         self._event_set: Any = None
@@ -84,13 +81,11 @@ class NvmlBackend:
         self._handle_index = {
             _address(h): i for i, h in enumerate(self._handles) if not isinstance(h, NvmlCallError)
         }
-        system = {
+        return {
             "driver_version": plain(pynvml.nvmlSystemGetDriverVersion()),
             "nvml_version": plain(pynvml.nvmlSystemGetNVMLVersion()),
+            "cuda_driver_version": int(pynvml.nvmlSystemGetCudaDriverVersion()),
         }
-        if self._cuda_version:
-            system["cuda_driver_version"] = int(pynvml.nvmlSystemGetCudaDriverVersion())
-        return system
 
     def device_count(self) -> int:
         try:
