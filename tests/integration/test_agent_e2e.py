@@ -152,7 +152,7 @@ def test_a_taken_port_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
         proc = AgentProcess(tmp_path, node_config(port), watchdog_usec=None)
         assert proc.proc.wait(10) == 1
         proc.stop()
-    assert "cannot start: [Errno 98] Address already in use" in proc.stderr()
+    assert f"cannot start: cannot listen on 127.0.0.1:{port}: Address already in use" in proc.stderr()
     assert "Traceback" not in proc.stderr()
 
 
