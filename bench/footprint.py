@@ -195,7 +195,8 @@ def main() -> int:
     print(f"  ratio RSS gpuwarden / node_exporter = {ours / theirs:.2f}")
     print("gpuwarden's largest resident mappings:")
     for kb, path in top:
-        print(f"  {mb(kb):6.2f} MB  {re.sub(r'.*/site-packages/', 'site-packages/', path)}")
+        short = re.sub(r".*/site-packages/", "site-packages/", path)  # no host paths in results
+        print(f"  {mb(kb):6.2f} MB  {short if short != path else os.path.basename(path)}")
     print(f"modules imported before the first collection: {sum(packages.values())}, by package:")
     print("  " + ", ".join(f"{pkg} {n}" for pkg, n in packages.most_common(24)))
     collectors = [line.split("collectors: ", 1)[1] for line in log.splitlines() if "collectors: " in line]
