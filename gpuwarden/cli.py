@@ -22,7 +22,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     try:
         return Agent(cfg, args.config, args.listen, args.log_format).run()
     except OSError as err:  # the listen address is taken or the TLS files cannot be read
-        print(f"gpuwarden: cannot start: {err}", file=sys.stderr)
+        where = f": {err.filename}" if err.filename else ""
+        print(f"gpuwarden: cannot start: {err.strerror or err}{where}", file=sys.stderr)
         return 1
 
 
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="JSON file to write")
     p.set_defaults(func=gpu_record.cli)
     # --- network / doctor ---
-    from gpuwarden.doctor import command as doctor_command
+    from gpuwarden.collectors.doctor import command as doctor_command
 
     p = sub.add_parser("doctor", help="preflight checks; exit 0 all pass, 1 a failure, 2 could not run")
     doctor_command.add_arguments(p)
@@ -88,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = fleet_sub.add_parser("ls", help="registered agents, their health, budget leases and the leader")
     fleet_cli.add_ls_arguments(p)
     p.set_defaults(func=fleet_cli.ls)
+    # --- remediation ---
+    from gpuwarden.remediations import cli as remediation_cli
+
+    p = sub.add_parser("runs", help="remediation runs from the local audit log")
+    remediation_cli.add_arguments(p)
+    p.set_defaults(func=remediation_cli.cli)
     # --- engine / worker ---
     from gpuwarden.worker import main as worker_main  # stdlib only; the model stack loads on start
 

@@ -15,9 +15,10 @@ from pydantic import BaseModel, Field, ValidationError, create_model, field_vali
 
 import gpuwarden.collectors  # noqa: F401  (fills the registry the schema is built from)
 from gpuwarden.agent.registry import REGISTRY, StrictModel
-from gpuwarden.doctor.settings import DoctorSettings
 from gpuwarden.fleet.settings import FleetSettings
 from gpuwarden.paths import Paths
+from gpuwarden.remediations.registry import PLAYBOOKS
+from gpuwarden.remediations.section import RemediationSettings
 
 EX_CONFIG = 78
 
@@ -53,6 +54,18 @@ class TLSSettings(StrictModel):
     client_ca_file: str | None = Field(
         None, description="PEM CA bundle; when set, clients must present a certificate signed by it"
     )
+
+    @field_validator("cert_file", "key_file", "client_ca_file")
+    @classmethod
+    def _readable(cls, path: str | None) -> str | None:
+        # Checked at load, so that check-config fails rather than the agent at start.
+        if path is not None:
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as err:
+                raise ValueError(f"cannot read {path}: {err.strerror}") from None
+        return path
 
     @model_validator(mode="after")
     def _pairs(self) -> TLSSettings:
@@ -114,7 +127,17 @@ class AgentConfig(StrictModel):
     paths: PathsSettings = Field(default_factory=PathsSettings)
     collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)  # type: ignore[valid-type]
     fleet: FleetSettings = Field(default_factory=FleetSettings)
-    doctor: DoctorSettings = Field(default_factory=DoctorSettings)
+    remediation: RemediationSettings = Field(default_factory=RemediationSettings)
+
+    @model_validator(mode="after")
+    def _fail_open_names_playbooks(self) -> AgentConfig:
+        unknown = [n for n in self.fleet.budget.fail_open_playbooks if n not in PLAYBOOKS]
+        if unknown:
+            raise ValueError(
+                f"fleet.budget.fail_open_playbooks: unknown playbook(s) {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(PLAYBOOKS))})"
+            )
+        return self
 
     def collector_settings(self, name: str) -> Any:
         return getattr(self.collectors, name)
@@ -168,6 +191,14 @@ def from_mapping(data: object) -> AgentConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(["(top level): must be a mapping"])
+    if "doctor" in data:  # the doctor became a collector: say where its keys went, not just "unknown key"
+        raise ConfigError(
+            [
+                "doctor: moved to collectors.doctor (gpu_count is collectors.gpu.expected_gpus; volumes "
+                "are collectors.node.disk_paths entries with min_free; export_metrics is "
+                "collectors.doctor.enabled and metrics_interval collectors.doctor.interval)"
+            ]
+        )
     try:
         config = AgentConfig.model_validate(data)
     except ValidationError as err:
@@ -178,17 +209,36 @@ def from_mapping(data: object) -> AgentConfig:
     return config
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load(path: str | None) -> AgentConfig:
     """The config in `path`, or the built-in defaults when `path` is None."""
     if path is None:
         return AgentConfig()
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            raw = f.read()
     except OSError as err:
         raise ConfigError([f"{path}: cannot read: {err.strerror}"]) from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {err.start})"]) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path

@@ -6,19 +6,18 @@ from gpuwarden.alert_rules.mixin import Mixin
 from gpuwarden.alert_rules.model import Alert, Group
 from gpuwarden.alert_rules.recording import GPU_MEMORY_USED_RATIO
 from gpuwarden.alert_rules.series import name
-from gpuwarden.collectors.gpu.xid import CATALOG as XID_CATALOG
+from gpuwarden.collectors.gpu.xid_table import XID_TABLE
 from gpuwarden.health import Action
 
 GPU = "{{ $labels.gpu }} ({{ $labels.uuid }}) on {{ $labels.instance }}"
 # XIDs whose NVIDIA action is "none" or "restart the application" leave the GPU usable; every other XID,
-# and any XID missing from the catalog, needs a reset, a reboot or hands on the hardware.
-BENIGN_XIDS = sorted(
-    x for x, (_, action) in XID_CATALOG.items() if action in (Action.NONE, Action.RESTART_WORKER)
-)
+# and any XID missing from the catalog (xid_table.py, NVIDIA's sheet), needs a reset, a reboot or hands on
+# the hardware. XIDs whose action depends on the message (144-150, 154) count as fatal here.
+BENIGN_XIDS = sorted(x for x, e in XID_TABLE.items() if e.action in (Action.NONE, Action.RESTART_WORKER))
 
 
 def xids_for(action: Action) -> list[int]:
-    return sorted(x for x, (_, a) in XID_CATALOG.items() if a == action)
+    return sorted(x for x, e in XID_TABLE.items() if e.action == action)
 
 
 def _seconds(window: str) -> int:

@@ -7,8 +7,9 @@ import re
 from collections.abc import Iterable
 
 from gpuwarden.agent.runner import CATALOG as RUNNER
-from gpuwarden.alert_rules.remediation_catalog import CATALOG as REMEDIATION
+from gpuwarden.alert_rules.remediation_catalog import CATALOG as PENDING
 from gpuwarden.catalog import MetricSpec
+from gpuwarden.collectors.doctor.collector import CATALOG as DOCTOR
 from gpuwarden.collectors.engine.catalog import CATALOG as ENGINE
 from gpuwarden.collectors.gpu.metrics import CATALOG as GPU
 from gpuwarden.collectors.inference.catalog import CATALOG as INFERENCE
@@ -16,7 +17,7 @@ from gpuwarden.collectors.network.catalog import CATALOG as NETWORK
 from gpuwarden.collectors.node import CATALOG as NODE
 from gpuwarden.collectors.textfile import CATALOG as TEXTFILE
 from gpuwarden.collectors.zookeeper.collector import CATALOG as ZOOKEEPER
-from gpuwarden.doctor.metrics import CATALOG as DOCTOR
+from gpuwarden.remediations.metrics import CATALOG as REMEDIATION
 
 CATALOGS: dict[str, tuple[MetricSpec, ...]] = {
     "agent": RUNNER,
@@ -29,6 +30,7 @@ CATALOGS: dict[str, tuple[MetricSpec, ...]] = {
     "zookeeper": ZOOKEEPER,
     "doctor": DOCTOR,
     "remediation": REMEDIATION,
+    "pending": PENDING,  # declared for code not written yet (scale_signal)
 }
 
 # Series Prometheus itself makes for every target.

@@ -78,9 +78,13 @@ def dashboard(m: Mixin) -> g.Dashboard:
     b.add(
         "stat",
         "Active remediations",
-        "Remediation runs executing now over the fleet (gpuwarden_remediation_runs_in_progress).",
+        "Nodes inside a disruptive remediation now (sum of gpuwarden_remediation_fleet_leases_held: one "
+        "fleet budget lease per node) and requests waiting (gpuwarden_remediation_queue_length).",
         "short",
-        [Q(f"sum(gpuwarden_remediation_runs_in_progress{j})")],
+        [
+            Q(f"sum(gpuwarden_remediation_fleet_leases_held{j})", "acting"),
+            Q(f"sum(gpuwarden_remediation_queue_length{j})", "queued"),
+        ],
         w=4,
         h=5,
         steps=above(1),

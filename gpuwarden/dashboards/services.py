@@ -291,10 +291,10 @@ def remediation(m: Mixin, audit_url: str = AUDIT_URL) -> g.Dashboard:
     b.add(
         "stat",
         "Fleet leases in use",
-        "Sum of gpuwarden_fleet_budget_leases_held: nodes inside a disruptive "
+        "Sum of gpuwarden_remediation_fleet_leases_held: nodes inside a disruptive "
         "remediation now (the fleet budget caps it).",
         "short",
-        [Q(f"sum(gpuwarden_fleet_budget_leases_held{m.selector()})")],
+        [Q(f"sum(gpuwarden_remediation_fleet_leases_held{m.selector()})")],
         w=6,
     )
     b.add(

@@ -78,7 +78,15 @@ def test_health_endpoints_report_components_and_liveness(agent: tuple[AgentProce
     health = get(f"{url}/health").json()
     components = {c["component"]: c for c in health["components"]}
     assert components["node.memory"]["state"] in {"HEALTHY", "DEGRADED"}
-    assert set(components["node.memory"]) == {"component", "state", "reason", "suggested_action", "timestamp"}
+    assert set(components["node.memory"]) == {
+        "component",
+        "state",
+        "reason",
+        "suggested_action",
+        "labels",
+        "since",
+        "timestamp",
+    }
     assert get(f"{url}/healthz").text == "ok\n"
     assert get(f"{url}/nope").status_code == 404
 
@@ -152,7 +160,7 @@ def test_a_taken_port_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
         proc = AgentProcess(tmp_path, node_config(port), watchdog_usec=None)
         assert proc.proc.wait(10) == 1
         proc.stop()
-    assert "cannot start: [Errno 98] Address already in use" in proc.stderr()
+    assert f"cannot start: cannot listen on 127.0.0.1:{port}: Address already in use" in proc.stderr()
     assert "Traceback" not in proc.stderr()
 
 

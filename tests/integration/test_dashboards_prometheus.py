@@ -33,23 +33,15 @@ CLUSTER = "dashboards-e2e"
 
 # Panels this machine cannot feed, and why: exactly these have no data; every other panel must.
 UNFED = {
-    "Active remediations": "the remediation engine (and its metrics) is not built yet",
-    "Scale decisions": "the remediation engine (and its metrics) is not built yet",
-    "Remediation runs": "the remediation engine (and its metrics) is not built yet",
-    "Runs by playbook and result": "the remediation engine (and its metrics) is not built yet",
-    "Runs in the last hour": "the remediation engine (and its metrics) is not built yet",
-    "Exhausted": "the remediation engine (and its metrics) is not built yet",
-    "Paused": "the remediation engine (and its metrics) is not built yet",
-    "Fleet leases in use": "the remediation engine (and its metrics) is not built yet",
-    "Run duration": "the remediation engine (and its metrics) is not built yet",
+    "Scale decisions": "the scale_signal playbook (gpuwarden_scale_signal) is not built yet",
     "XIDs": "the replayed H200 recording has no XID",
     "XIDs by action": "the replayed H200 recording has no XID",
     "InfiniBand throughput": "this machine has no InfiniBand port",
     "InfiniBand ports up": "this machine has no InfiniBand port",
     "Kernel launch latency": "no CUDA driver here (kernel_latency off)",
     "Time to first token": "the reference worker serves no streaming requests in this test",
-    "Memory fragmentation": "the reference worker exports no allocator statistics",
     "KV cache": "the reference worker exports no KV-cache usage",
+    "Memory fragmentation": "the reference worker exports no allocator statistics",
 }
 
 
@@ -83,6 +75,7 @@ def stack(zk_ensemble: Ensemble, tmp_path_factory: pytest.TempPathFactory) -> It
     collectors = only_collectors(
         {
             "node": {"interval": 1},
+            "doctor": {"interval": 60},
             "gpu": {"interval": 1, "backend": "replay", "replay_file": str(H200)},
             "network": {"interval": 1, "peers": [{"name": "worker", "host": "127.0.0.1", "port": int(port)}]},
             "inference": {"interval": 0.5, "url": worker.url + "/metrics", "window": 3, "min_requests": 1},
@@ -101,6 +94,14 @@ def stack(zk_ensemble: Ensemble, tmp_path_factory: pytest.TempPathFactory) -> It
         "agent": {"listen": listen},
         "collectors": collectors,
         "fleet": {"enabled": True, "hosts": zk_ensemble.hosts.split(","), "cluster": CLUSTER, "node": NODE},
+        # The engine with one playbook and no trigger: it exports its series and never acts.
+        "remediation": {
+            "enabled": True,
+            "dry_run": True,
+            "audit_log": str(tmp / "audit.jsonl"),
+            "targets": {"worker": {"kind": "http", "url": worker.url + "/no-hook"}},
+            "playbooks": {"worker_restart": {"enabled": True}},
+        },
     }
     agent = AgentProcess(tmp, config, watchdog_usec=None)
     prom_port = free_port()

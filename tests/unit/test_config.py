@@ -59,11 +59,11 @@ BAD_CONFIGS = [
     ),
     pytest.param(
         {"collectors": {"node": {"disk_paths": ["/", 3]}}},
-        ["collectors.node.disk_paths[1]: must be a string"],
+        ["collectors.node.disk_paths[1]: must be a string (a path) or a mapping {path, min_free}"],
         id="a list element is named by its index",
     ),
     pytest.param(
-        {"agent": {"tls": {"cert_file": "a.crt"}}},
+        {"agent": {"tls": {"cert_file": "/dev/null"}}},  # readable: the pairing is what fails
         ["agent.tls: cert_file and key_file must be given together"],
         id="a TLS certificate without its key is rejected",
     ),

@@ -27,8 +27,10 @@ def test_every_alert_page_has_every_section_and_the_alert_severity() -> None:
 
 
 def test_every_playbook_has_a_page_and_no_page_is_orphaned() -> None:
-    expected = {f"{a.name}.md" for a in build.alerts(Mixin())} | {f"playbook-{p}.md" for p in PLAYBOOKS}
+    expected = {f"{a.name}.md" for a in build.alerts(Mixin())} | {f"{p}.md" for p in PLAYBOOKS}
     assert {p.name for p in RUNBOOKS.glob("*.md")} - {"README.md"} == expected
+    for playbook in PLAYBOOKS:
+        assert (RUNBOOKS / f"{playbook}.md").read_text().startswith(f"# Playbook: {playbook}\n")
 
 
 def test_runbooks_name_the_current_commands() -> None:
