@@ -4,6 +4,8 @@ the verb runs (grafanalib and every collector's catalog stay out of the agent's 
 from __future__ import annotations
 
 import argparse
+import re
+import sys
 from pathlib import Path
 
 JOB = "gpuwarden"  # Mixin.job's default, repeated so that parsing imports nothing
@@ -14,11 +16,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--job", default=JOB, help="the agents' scrape job (the job= of every query)")
 
 
+def _job(args: argparse.Namespace) -> str:
+    """The job goes into every query between quotes: plain label-value characters only."""
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]+", args.job):
+        from gpuwarden.config import ConfigError
+
+        raise ConfigError([f"--job: {args.job!r} must be letters, digits, '_', '.', ':' or '-'"])
+    return str(args.job)
+
+
 def _write(out: Path, files: dict[str, str]) -> int:
     for rel, text in sorted(files.items()):
         path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        except OSError as err:
+            print(f"gpuwarden: cannot write {path}: {err.strerror or err}", file=sys.stderr)
+            return 1
         print(path)
     return 0
 
@@ -27,11 +42,11 @@ def dashboards(args: argparse.Namespace) -> int:
     from gpuwarden.alert_rules.mixin import Mixin
     from gpuwarden.dashboards import build
 
-    return _write(Path(args.out), build.render(Mixin(job=args.job)))
+    return _write(Path(args.out), build.render(Mixin(job=_job(args))))
 
 
 def rules(args: argparse.Namespace) -> int:
     from gpuwarden.alert_rules import build
     from gpuwarden.alert_rules.mixin import Mixin
 
-    return _write(Path(args.out), build.render(Mixin(job=args.job)))
+    return _write(Path(args.out), build.render(Mixin(job=_job(args))))

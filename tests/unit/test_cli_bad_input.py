@@ -77,6 +77,10 @@ TABLE: list[tuple[str, int, str]] = [
     ("runs --since abc", EX_USAGE, "invalid float value: 'abc'"),
     ("runs --audit-log {dir}", 1, "Is a directory"),
     ("runs --audit-log {dir}/none", 1, "no audit log at"),
+    ("dashboards build", EX_USAGE, "the following arguments are required: --out"),
+    ("dashboards build --out {file}", 1, "cannot write {file}/grafana"),
+    ('rules build --out {dir} --job a"b', EX_CONFIG, "--job: 'a\"b' must be letters"),
+    ("rules build --out {file}", 1, "cannot write {file}/alertmanager"),
 ]
 
 
