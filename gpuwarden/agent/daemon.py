@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -20,7 +23,10 @@ from gpuwarden.agent.runner import Runner
 from gpuwarden.agent.sdnotify import Notifier
 from gpuwarden.agent.server import HTTPServer
 from gpuwarden.config import AgentConfig, ConfigError
-from gpuwarden.fleet.member import FleetMember, summarize
+from gpuwarden.remediations.engine import Engine, health_lookup
+
+if TYPE_CHECKING:  # kazoo is imported only when the fleet is enabled (bench/footprint.py)
+    from gpuwarden.fleet.member import FleetMember
 
 # How often the fleet registration republishes this node's health summary.
 FLEET_REFRESH_SECONDS = 15.0
@@ -48,6 +54,8 @@ class Agent:
         )
         self.server: HTTPServer | None = None
         self.fleet: FleetMember | None = None
+        self.engine: Engine | None = None
+        self._unsubscribe: Callable[[], object] | None = None
         self._wake = threading.Event()
         self._stop = False
         self._reload = False
@@ -60,6 +68,10 @@ class Agent:
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def run(self) -> int:
+        # Collections run in threads; a scrape that arrives during one waits for the GIL, which the
+        # collecting thread gives up only every switch interval (5 ms by default, several hand-offs per
+        # request). 1 ms keeps a scrape's p99 near its p50 (bench/scrape.py) for a few more switches.
+        sys.setswitchinterval(0.001)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_signal)
@@ -68,6 +80,7 @@ class Agent:
         self.scheduler.start()
         self._install_collectors(self.config)
         self._install_fleet(self.config, None)  # after the first collection: it registers real health
+        self._install_engine(self.config, None)
         names = ", ".join(self.runner.names()) or "none"
         self.notifier.notify("READY=1", f"STATUS=serving on {self.server.address}; collectors: {names}")
         self.log.info("first collection done; collectors: %s", names)
@@ -101,6 +114,7 @@ class Agent:
         closer.join(timeout=2.0)
 
     def _close_all(self) -> None:
+        self._install_engine(None, self.config)
         if self.fleet:
             self.fleet.stop()  # deletes the ephemeral registration now, not a session timeout later
         self.runner.close()
@@ -151,6 +165,8 @@ class Agent:
             self.scheduler.add_job(self.runner.run, "interval", seconds=interval, args=[name], id=name)
 
     def _fleet_summary(self) -> dict[str, object]:
+        from gpuwarden.fleet.member import summarize
+
         gpu = self.runner.collector("gpu")
         inventory = getattr(gpu, "inventory", None)
         gpus = inventory() if callable(inventory) else []
@@ -165,9 +181,36 @@ class Agent:
             self.fleet.stop()
             self.fleet = None
         if config.fleet.enabled:
-            self.fleet = FleetMember(config.fleet, self._fleet_summary).start()
+            from gpuwarden.fleet.member import FleetMember
+
+            endpoint = self.server.address if self.server else None  # Prometheus finds /metrics here
+            self.fleet = FleetMember(config.fleet, self._fleet_summary, endpoint=endpoint).start()
             self.scheduler.add_job(self.fleet.refresh, "interval", seconds=FLEET_REFRESH_SECONDS, id="fleet")
             self.log.info("joining fleet %s as %s", config.fleet.cluster, config.fleet.node_name())
+
+    def _install_engine(self, config: AgentConfig | None, old: AgentConfig | None) -> None:
+        """Start the remediation engine; on a changed `remediation:` section, replace it (its supervised
+        processes are stopped with it: the agent is their supervisor)."""
+        if config is not None and old is not None and old.remediation == config.remediation:
+            return
+        if self.engine is not None:
+            if self._unsubscribe:
+                self._unsubscribe()
+            self.runner.remove_source(self.engine)
+            self.engine.stop(stop_targets=True)
+            self.engine = None
+        if config is None or not config.remediation.enabled:
+            return
+        self.engine = Engine(
+            config.remediation,
+            health=health_lookup(self.health.results),
+            budget=lambda: self.fleet.budget if self.fleet else None,
+            log=self.log.getChild("remediation"),
+        ).start()
+        subscribe = getattr(self.health, "subscribe", None)  # the health stream's HealthStore.subscribe
+        self._unsubscribe = subscribe(self.engine.on_transition) if subscribe else None
+        self.runner.add_source(self.engine)
+        self.log.info("remediation engine started: %s", ", ".join(self.engine.playbooks) or "no playbooks")
 
     def reload(self) -> None:
         self.log.info("reloading configuration from %s", self.config_path or "built-in defaults")
@@ -185,12 +228,14 @@ class Agent:
         old = self.config
         self.config = new
         self.log = self._setup_logging(new)
-        if (self.listen(new), new.agent.tls) != (self.listen(old), old.agent.tls) and self.server:
+        moved = (self.listen(new), new.agent.tls) != (self.listen(old), old.agent.tls)
+        if moved and self.server:
             self.server.stop()
             self.server = self._start_server(new)
             self.log.info("now serving on %s", self.server.address)
         self.runner.reload_ok, self.runner.reload_timestamp = True, time.time()
         self._install_collectors(new)
-        self._install_fleet(new, old)
+        self._install_fleet(new, None if moved else old)  # a new address means a new serverset endpoint
+        self._install_engine(new, old)
         self.notifier.notify("READY=1", "STATUS=configuration reloaded")
         self.log.info("configuration reloaded")

@@ -4,8 +4,10 @@ Each collection runs in its own daemon thread; the caller waits at most the coll
 collector that raises, hangs or yields garbage is recorded (`gpuwarden_collector_success 0`), its series
 are dropped (a stale number is worse than a missing one) and its health turns UNKNOWN; nothing else is
 affected. A hung collector is not started again until its previous call returns, so a driver stuck in D
-state costs one thread, not one thread per interval. After every collection the whole exposition is
-rendered once (plain and gzip) and `/metrics` serves those bytes.
+state costs one thread, not one thread per interval. After a collection only that collector's families
+are rendered, once, and kept as bytes; the exposition `/metrics` serves (plain and gzip) is the agent's own
+series followed by every collector's cached bytes, joined. A fast collector does not pay for rendering the
+others (bench/scrape.py).
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -26,6 +26,7 @@ import gpuwarden
 from gpuwarden.agent.health_store import HealthStore
 from gpuwarden.agent.registry import Collector, CollectorSettings
 from gpuwarden.catalog import Families, MetricSpec
+from gpuwarden.deadline import DeadlineExceeded, Lane
 from gpuwarden.health import HealthResult, State
 
 CATALOG = (
@@ -83,14 +84,14 @@ CATALOG = (
 class CollectorState:
     collector: Collector
     settings: CollectorSettings
-    metrics: list[Metric] = field(default_factory=list)
+    rendered: bytes = b""  # the exposition of its last successful collection's families
     success: bool = False
     ran: bool = False
     duration: float = 0.0
     last_success: float = 0.0
     errors: int = 0
     timeouts: int = 0
-    pending: Future[list[object]] | None = None
+    lane: Lane = field(default_factory=lambda: Lane("collect"))
 
 
 class Exposition:
@@ -114,6 +115,13 @@ class Runner:
         self._registry.register(_Snapshot(self))
         # The agent's own process metrics: this reads the agent's own /proc/self, not the host roots.
         self._registry.register(ProcessCollector(registry=None))
+
+    def add_source(self, source: object) -> None:
+        """Series that are not a collector's (the remediation engine's): rendered with every exposition."""
+        self._registry.register(source)  # type: ignore[arg-type]
+
+    def remove_source(self, source: object) -> None:
+        self._registry.unregister(source)  # type: ignore[arg-type]
 
     # -- collector set -------------------------------------------------------------------------------
     def set_collectors(self, collectors: dict[str, tuple[Collector, CollectorSettings]]) -> None:
@@ -150,20 +158,17 @@ class Runner:
             return False
         log = self.log.getChild(name)
         start = time.monotonic()
-        if state.pending is not None and not state.pending.done():
-            state.timeouts += 1
-            self._fail(name, state, 0.0, "previous run still hangs")
-            log.warning("skipped: previous run has not returned after %.1fs", time.monotonic() - start)
-            return False
-        future: Future[list[object]] = Future()
-        state.pending = future
-        threading.Thread(
-            target=_collect_into, args=(state.collector, future), name=f"collect-{name}", daemon=True
-        ).start()
         try:
-            items = future.result(timeout=state.settings.timeout)
-        except FutureTimeout:
+            items = state.lane.run(
+                lambda: list(state.collector.collect()), state.settings.timeout, name=f"collect-{name}"
+            )
+        except DeadlineExceeded as err:
             state.timeouts += 1
+            if err.busy:
+                self._fail(name, state, 0.0, "previous run still hangs")
+                hung_for = time.monotonic() - err.since
+                log.warning("skipped: previous run has not returned after %.1fs", hung_for)
+                return False
             self._fail(name, state, state.settings.timeout, f"timed out after {state.settings.timeout:g}s")
             log.warning("timed out after %gs", state.settings.timeout)
             return False
@@ -174,7 +179,8 @@ class Runner:
             log.error("failed after %.3fs: %s: %s", duration, type(err).__name__, err)
             return False
         duration = time.monotonic() - start
-        metrics, results = [], []
+        metrics: list[Metric] = []
+        results = []
         for item in items:
             if isinstance(item, HealthResult):
                 results.append(item)
@@ -185,8 +191,9 @@ class Runner:
                 self._fail(name, state, duration, f"collector yielded {type(item).__name__}")
                 log.error("yielded an unexpected %s", type(item).__name__)
                 return False
+        rendered = generate_latest(_Families(metrics))  # in the collection's thread, outside the lock
         with self._lock:
-            state.metrics, state.success, state.ran = metrics, True, True
+            state.rendered, state.success, state.ran = rendered, True, True
             state.duration, state.last_success = duration, time.time()
         self.health.replace(name, results)
         self.render()
@@ -195,14 +202,20 @@ class Runner:
 
     def _fail(self, name: str, state: CollectorState, duration: float, reason: str) -> None:
         with self._lock:
-            state.metrics, state.success, state.ran, state.duration = [], False, True, duration
+            state.rendered, state.success, state.ran, state.duration = b"", False, True, duration
         self.health.mark_unknown(name, f"collector {name}: {reason}")
         self.render()
 
     # -- rendering ----------------------------------------------------------------------------------
     def render(self) -> None:
         with self._lock:
-            plain = generate_latest(self._registry)
+            # Families of different collectors never share a name (gpuwarden_<collector>_*), so the
+            # rendered parts join into one valid exposition.
+            parts = [
+                generate_latest(self._registry),
+                *(st.rendered for _, st in sorted(self._states.items())),
+            ]
+            plain = b"".join(parts)
             exposition = Exposition()
             exposition.plain, exposition.gzipped = plain, gzip.compress(plain, compresslevel=1)
             self.exposition = exposition  # one reference swap: readers see old or new, never half
@@ -232,8 +245,16 @@ class Runner:
                     state=str(candidate),
                 )
         yield from fams
-        for st in self._states.values():
-            yield from st.metrics
+
+
+class _Families:
+    """One collector's families, in the shape generate_latest renders."""
+
+    def __init__(self, metrics: list[Metric]) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> list[Metric]:
+        return self.metrics
 
 
 class _Snapshot:
@@ -242,13 +263,6 @@ class _Snapshot:
 
     def collect(self) -> Iterator[Metric]:
         return self.runner.snapshot()
-
-
-def _collect_into(collector: Collector, future: Future[list[object]]) -> None:
-    try:
-        future.set_result(list(collector.collect()))
-    except BaseException as err:  # noqa: BLE001 - delivered to the waiting runner, never lost
-        future.set_exception(err)
 
 
 def _close(collector: Collector, name: str, log: logging.Logger) -> None:

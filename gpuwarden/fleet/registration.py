@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -17,8 +18,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from kazoo.client import KazooState
-from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.exceptions import (
+    ConnectionLoss,
+    KazooException,
+    NodeExistsError,
+    NoNodeError,
+    OperationTimeoutError,
+    SessionExpiredError,
+)
 from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.retry import ForceRetryError, KazooRetry
+from kazoo.retry import InterruptedError as RetryInterrupted
 
 from gpuwarden.fleet.client import FleetClient, log
 
@@ -53,10 +63,27 @@ class AgentRecord:
         )
 
 
+def serverset_member(url: str) -> bytes:
+    """The Finagle/Aurora serverset member JSON that Prometheus' `serverset_sd_configs` reads, for the agent
+    serving at `url` (scheme://host:port). A wildcard listen address is advertised as this host's name."""
+    scheme, _, rest = url.partition("://")
+    host, _, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.getfqdn()
+    endpoint = {"host": host, "port": int(port)}
+    member = {"serviceEndpoint": endpoint, "additionalEndpoints": {scheme: endpoint}, "status": "ALIVE"}
+    return json.dumps(member, sort_keys=True).encode("utf-8")
+
+
 class Registration:
-    def __init__(self, fleet: FleetClient, info: Mapping[str, Any]) -> None:
+    def __init__(self, fleet: FleetClient, info: Mapping[str, Any], endpoint: str | None = None) -> None:
         self.fleet = fleet
         self.path = f"{fleet.agents_path}/{fleet.node}"
+        # Beside the fleet record, in the serverset format, so Prometheus finds the agents in ZooKeeper:
+        # ephemeral too, so a dead agent leaves discovery with its session.
+        self.serverset_path = f"{fleet.root}/serverset/{fleet.node}"
+        self.endpoint = endpoint
         self._info = dict(info)
         self._lock = threading.Lock()  # guards _info
         self._registering = threading.Lock()
@@ -107,6 +134,8 @@ class Registration:
         self.fleet.zk.remove_listener(self._on_state)
         if self.fleet.connected:  # otherwise the ephemeral node goes with the session
             self.fleet.zk.delete_async(self.path)
+            if self.endpoint:
+                self.fleet.zk.delete_async(self.serverset_path)
 
     def _payload(self) -> bytes:
         with self._lock:
@@ -127,39 +156,59 @@ class Registration:
     def _register_until_done(self) -> None:
         # start(), a CONNECTED and a failed update can each ask at about the same time: one at a time, and
         # whoever comes second finds the flag cleared instead of registering the node again.
+        zk = self.fleet.zk
+        # kazoo's own retry policy: connection losses are retried with a capped back-off until the node
+        # exists, the agent stops, or the session is LOST (then the listener asks again on the new one).
+        retry = KazooRetry(
+            max_tries=-1,
+            delay=0.1,
+            backoff=2,
+            max_delay=2.0,
+            ignore_expire=False,
+            interrupt=lambda: self._stopped.is_set() or zk.state == KazooState.LOST,
+        )
         with self._registering:
-            delay = 0.1
             while self._needs_register.is_set() and not self._stopped.is_set():
                 self._needs_register.clear()  # before the create: a LOST from here on asks again
                 try:
-                    self._register()
+                    retry(self._register_once)
                     self._dirty.clear()
-                except (KazooException, KazooTimeoutError) as err:
+                except KazooException as err:  # interrupted, session expired, or refused for good
                     self._needs_register.set()
-                    log.warning("fleet: registering %s failed (%s); retrying", self.path, err)
-                    if self._stopped.wait(delay):
-                        return
-                    delay = min(delay * 2, 2.0)
-                    if self.fleet.zk.state == KazooState.LOST:
-                        return  # the listener registers again once a new session is CONNECTED
+                    if not isinstance(err, RetryInterrupted | SessionExpiredError):
+                        log.error("fleet: cannot register %s: %s", self.path, err)
+                    return
+
+    def _register_once(self) -> None:
+        try:
+            self._register()
+        except (ConnectionLoss, OperationTimeoutError, KazooTimeoutError) as err:
+            log.warning("fleet: registering %s failed (%s); retrying", self.path, type(err).__name__)
+            raise ForceRetryError() from err
 
     def _register(self) -> None:
         zk = self.fleet.zk
+        self._create(self.path, self._payload())
+        if self.endpoint:
+            self._create(self.serverset_path, serverset_member(self.endpoint))
+        self.registrations += 1
+        log.info("fleet: registered %s (session 0x%x)", self.path, zk.client_id[0])
+
+    def _create(self, path: str, data: bytes) -> None:
+        zk = self.fleet.zk
         try:
-            zk.create(self.path, self._payload(), ephemeral=True, makepath=True)
+            zk.create(path, data, ephemeral=True, makepath=True)
         except NodeExistsError:
-            _, stat = zk.get(self.path)
+            _, stat = zk.get(path)
             if stat.ephemeralOwner != zk.client_id[0]:
                 # Left by this agent's previous session (restart within the session timeout) or by a
                 # second agent with the same node name: the newest registration wins, loudly.
-                log.warning("fleet: replacing %s owned by session 0x%x", self.path, stat.ephemeralOwner)
+                log.warning("fleet: replacing %s owned by session 0x%x", path, stat.ephemeralOwner)
                 with contextlib.suppress(NoNodeError):
-                    zk.delete(self.path, version=stat.version)
-                zk.create(self.path, self._payload(), ephemeral=True, makepath=True)
+                    zk.delete(path, version=stat.version)
+                zk.create(path, data, ephemeral=True, makepath=True)
             else:
-                zk.set(self.path, self._payload())
-        self.registrations += 1
-        log.info("fleet: registered %s (session 0x%x)", self.path, zk.client_id[0])
+                zk.set(path, data)
 
 
 def list_agents(fleet: FleetClient) -> list[AgentRecord]:

@@ -73,6 +73,14 @@ TABLE: list[tuple[str, int, str]] = [
     ("worker --memory-fraction 2", EX_CONFIG, "--memory-fraction: must be greater than 0"),
     ("worker --listen nonsense", EX_CONFIG, "--listen: must be HOST:PORT"),
     ("worker --max-concurrency x", EX_USAGE, "invalid int value: 'x'"),
+    ("runs --config {dup}", EX_CONFIG, "duplicate key"),
+    ("runs --since abc", EX_USAGE, "invalid float value: 'abc'"),
+    ("runs --audit-log {dir}", 1, "Is a directory"),
+    ("runs --audit-log {dir}/none", 1, "no audit log at"),
+    ("dashboards build", EX_USAGE, "the following arguments are required: --out"),
+    ("dashboards build --out {file}", 1, "cannot write {file}/grafana"),
+    ('rules build --out {dir} --job a"b', EX_CONFIG, "--job: 'a\"b' must be letters"),
+    ("rules build --out {file}", 1, "cannot write {file}/alertmanager"),
 ]
 
 

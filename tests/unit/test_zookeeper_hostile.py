@@ -103,7 +103,7 @@ def test_a_leader_answering_nan_is_unknown_with_the_reason_not_ok(
     assert status[addresses[0]].mode is Mode.BAD_REPLY
     assert verdict.verdict is Verdict.UNKNOWN
     metrics, health = split(zk.export("prod", verdict, status))
-    (quorum,) = health
+    (quorum,) = [h for h in health if h.component == "zookeeper.quorum"]
     assert quorum.state is State.UNKNOWN
     assert (
         "answers that are not ZooKeeper's (mntr zk_synced_followers is 'NaN', not a number)" in quorum.reason

@@ -18,8 +18,8 @@ from gpuwarden.collectors.inference.exposition import (
     Exposition,
     ScrapeError,
     fetch,
-    filter_lines,
     require_any,
+    sample_lines,
     wanted_names,
 )
 from gpuwarden.collectors.inference.profiles import DEFAULT_URLS, resolve
@@ -65,15 +65,14 @@ class InferenceCollector:
         try:
             text = fetch(self.url, self._limits)
             require_any(text, self._names, self.url)
-            text = filter_lines(text, self._names)
-            # Counted before parsing: a parsed series costs ~15 times its line.
-            series = text.count("\n") - text.count("\n#") - text.startswith("#")
+            # Counted before parsing (one cheap pass more): a parsed series costs ~15 times its line.
+            series = len(sample_lines(text, self._names)[0])
             if series > self.settings.max_series:
                 raise ScrapeError(
                     f"{self.url} holds {series} series of the mapped metrics, more than max_series "
                     f"({self.settings.max_series})"
                 )
-            exp = Exposition.parse(text)
+            exp = Exposition.parse(text, self._names)
         except ScrapeError as err:
             self._failures += 1
             fams.add("gpuwarden_inference_up", 0)
