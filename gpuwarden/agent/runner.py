@@ -115,18 +115,25 @@ class Runner:
         # The agent's own process metrics: this reads the agent's own /proc/self, not the host roots.
         self._registry.register(ProcessCollector(registry=None))
 
+    def add_source(self, source: object) -> None:
+        """Also render `source.collect()` (the HTTP server's counters) into every exposition."""
+        self._registry.register(source)  # type: ignore[arg-type]
+
     # -- collector set -------------------------------------------------------------------------------
     def set_collectors(self, collectors: dict[str, tuple[Collector, CollectorSettings]]) -> None:
         """Swap in a new collector set (start, reload); closes the collectors it replaces."""
         with self._lock:
-            old, self._states = (
-                self._states,
-                {name: CollectorState(collector=c, settings=s) for name, (c, s) in collectors.items()},
-            )
+            old = self._states
+            self._states = {
+                # A collector kept across a reload keeps its state, above all a call still hanging.
+                name: old[name] if name in old and old[name].collector is c else CollectorState(c, s)
+                for name, (c, s) in collectors.items()
+            }
         for name, state in old.items():
             if name not in collectors:
                 self.health.drop(name)
-            _close(state.collector, name, self.log)
+            if self._states.get(name) is not state:
+                _close(state.collector, name, self.log)
         self.render()
 
     def collector(self, name: str) -> Collector | None:
