@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = fleet_sub.add_parser("ls", help="registered agents, their health, budget leases and the leader")
     fleet_cli.add_ls_arguments(p)
     p.set_defaults(func=fleet_cli.ls)
+    # --- remediation ---
+    from gpuwarden.remediations import cli as remediation_cli
+
+    p = sub.add_parser("runs", help="remediation runs from the local audit log")
+    remediation_cli.add_arguments(p)
+    p.set_defaults(func=remediation_cli.cli)
     # --- engine / worker ---
     from gpuwarden.worker import main as worker_main  # stdlib only; the model stack loads on start
 

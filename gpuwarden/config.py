@@ -19,6 +19,8 @@ from gpuwarden.agent.registry import REGISTRY, StrictModel
 from gpuwarden.doctor.settings import DoctorSettings
 from gpuwarden.fleet.settings import FleetSettings
 from gpuwarden.paths import Paths
+from gpuwarden.remediations.registry import PLAYBOOKS
+from gpuwarden.remediations.section import RemediationSettings
 
 EX_CONFIG = 78
 
@@ -146,6 +148,17 @@ class AgentConfig(StrictModel):
     collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)  # type: ignore[valid-type]
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     doctor: DoctorSettings = Field(default_factory=DoctorSettings)
+    remediation: RemediationSettings = Field(default_factory=RemediationSettings)
+
+    @model_validator(mode="after")
+    def _fail_open_names_playbooks(self) -> AgentConfig:
+        unknown = [n for n in self.fleet.budget.fail_open_playbooks if n not in PLAYBOOKS]
+        if unknown:
+            raise ValueError(
+                f"fleet.budget.fail_open_playbooks: unknown playbook(s) {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(PLAYBOOKS))})"
+            )
+        return self
 
     def collector_settings(self, name: str) -> Any:
         return getattr(self.collectors, name)
