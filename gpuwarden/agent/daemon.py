@@ -214,7 +214,8 @@ class Agent:
             self.fleet.stop()
             self.fleet = None
         if config.fleet.enabled:
-            self.fleet = FleetMember(config.fleet, self._fleet_summary).start()
+            endpoint = self.server.address if self.server else None  # Prometheus finds /metrics here
+            self.fleet = FleetMember(config.fleet, self._fleet_summary, endpoint=endpoint).start()
             self.scheduler.add_job(self.fleet.refresh, "interval", seconds=FLEET_REFRESH_SECONDS, id="fleet")
             self.log.info("joining fleet %s as %s", config.fleet.cluster, config.fleet.node_name())
 
@@ -259,13 +260,14 @@ class Agent:
         self.config = new
         self.log = self._setup_logging(new)
         served = (self.listen(new), new.agent.tls, new.agent.http)
+        moved = (self.listen(new), new.agent.tls) != (self.listen(old), old.agent.tls)
         if served != (self.listen(old), old.agent.tls, old.agent.http) and self.server:
             self.server.stop()
             self.server = self._start_server(new)
             self.log.info("now serving on %s", self.server.address)
         self.runner.reload_ok, self.runner.reload_timestamp = True, time.time()
         self._install_collectors(new, old)
-        self._install_fleet(new, old)
+        self._install_fleet(new, None if moved else old)  # a new address means a new serverset endpoint
         self._install_engine(new, old)
         self.notifier.notify("READY=1", "STATUS=configuration reloaded")
         self.log.info("configuration reloaded")
