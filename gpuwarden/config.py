@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
 import gpuwarden.collectors  # noqa: F401  (fills the registry the schema is built from)
+from gpuwarden.agent.api_auth import ApiSettings
 from gpuwarden.agent.http import Limits
 from gpuwarden.agent.registry import REGISTRY, StrictModel
 from gpuwarden.doctor.settings import DoctorSettings
@@ -149,6 +150,7 @@ class AgentConfig(StrictModel):
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     doctor: DoctorSettings = Field(default_factory=DoctorSettings)
     remediation: RemediationSettings = Field(default_factory=RemediationSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @model_validator(mode="after")
     def _fail_open_names_playbooks(self) -> AgentConfig:

@@ -17,7 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 import gpuwarden
 from gpuwarden import config as configmod
-from gpuwarden.agent import logs, registry
+from gpuwarden.agent import api, logs, registry
 from gpuwarden.agent.health_store import HealthStore
 from gpuwarden.agent.http import Route, Router, Stats
 from gpuwarden.agent.registry import REGISTRY, Collector, CollectorSettings
@@ -62,6 +62,10 @@ class Agent:
         self.fleet: FleetMember | None = None
         self.engine: Engine | None = None
         self._unsubscribe: Callable[[], object] | None = None
+        # /v1 exists only when `api.token_file` is set at start; a reload swaps its tokens.
+        self.api = api.build(config, lambda: self.engine, lambda: self.fleet, self.log.getChild("api"))
+        for route in self.api.routes() if self.api else []:
+            self.router.add(route)
         self._wake = threading.Event()
         self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._stop = False
@@ -269,6 +273,10 @@ class Agent:
         self._install_collectors(new, old)
         self._install_fleet(new, None if moved else old)  # a new address means a new serverset endpoint
         self._install_engine(new, old)
+        if self.api:
+            self.api.reload(new)
+        elif new.api.token_file:
+            self.log.warning("api.token_file was added: the /v1 API starts with the next restart")
         self.notifier.notify("READY=1", "STATUS=configuration reloaded")
         self.log.info("configuration reloaded")
 

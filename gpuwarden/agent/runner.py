@@ -115,7 +115,7 @@ class Runner:
         self._registry.register(ProcessCollector(registry=None))
 
     def add_source(self, source: object) -> None:
-        """Series that are not a collector's (HTTP counters, the remediation engine's): in every exposition."""
+        """Series that are not a collector's (HTTP counters, the remediation engine): in every exposition."""
         self._registry.register(source)  # type: ignore[arg-type]
 
     def remove_source(self, source: object) -> None:
