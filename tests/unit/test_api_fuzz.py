@@ -22,6 +22,9 @@ from tests.unit.api_support import ALERTNAME, READ, WRITE, api, engine, webhook
 EXAMPLES = 10_000
 LIMITS = Limits()
 PLAYBOOKS = ["worker_restart", "memory_fraction", "nope", "", "..", "%2e%2e", "worker_restart%00"]
+BASES = ["/v1/alerts", "/v1/runs", "/v1/pause", "/v1/resume", "/v1/remediations/", "/v1/runs/", "/v1", "/"]
+SUFFIXES = ["", "/", "?limit=5", "?limit=0", "?playbook=x&limit=abc"]
+CONTENT_TYPES = ["application/json", "application/json; charset=utf-8", "text/plain", ""]
 METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"]
 header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"))
 path_text = st.text(string.ascii_letters + string.digits + "-._~%/?=&#", max_size=40)
@@ -34,14 +37,10 @@ json_values = st.recursive(
 
 @st.composite
 def paths(draw: st.DrawFn) -> str:
-    base = draw(
-        st.sampled_from(
-            ["/v1/alerts", "/v1/runs", "/v1/pause", "/v1/resume", "/v1/remediations/", "/v1/runs/", "/v1", "/"]
-        )
-    )
+    base = draw(st.sampled_from(BASES))
     if base.endswith("/") and base != "/":
         base += draw(st.sampled_from(PLAYBOOKS) | path_text)
-    return base + draw(st.sampled_from(["", "/", "?limit=5", "?limit=0", "?playbook=x&limit=abc"]) | path_text)
+    return base + draw(st.sampled_from(SUFFIXES) | path_text)
 
 
 @st.composite
@@ -92,9 +91,7 @@ def requests_(draw: st.DrawFn) -> tuple[bytes, bytes, str]:
     method = draw(st.sampled_from(METHODS) | st.text(string.ascii_uppercase, min_size=1, max_size=8))
     authorization = draw(AUTH | header_text)
     headers = {"Authorization": authorization}
-    headers["Content-Type"] = draw(
-        st.sampled_from(["application/json", "application/json; charset=utf-8", "text/plain", ""]) | header_text
-    )
+    headers["Content-Type"] = draw(st.sampled_from(CONTENT_TYPES) | header_text)
     if draw(st.booleans()):
         headers["Gpuwarden-Forwarded"] = draw(st.sampled_from(["0", "1", "17", "-1", "x"]) | header_text)
     body = draw(bodies())
