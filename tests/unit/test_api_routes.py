@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,14 @@ from gpuwarden.agent import api as api_module
 from gpuwarden.agent.http import Router
 from gpuwarden.agent.server import HTTPServer
 from gpuwarden.config import TLSSettings, from_mapping
+from gpuwarden.remediations.engine import Engine
 from tests.unit.api_support import READ, api, auth, engine, serving, wait_outcome, webhook
+
+Served = tuple[str, Engine]
 
 
 @pytest.fixture
-def running(tmp_path: Path):  # type: ignore[no-untyped-def]
+def running(tmp_path: Path) -> Iterator[Served]:
     eng = engine(tmp_path).start()
     with serving(api(tmp_path, eng)) as url:
         yield url, eng
@@ -24,7 +28,7 @@ def running(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def idle(tmp_path: Path):  # type: ignore[no-untyped-def]
+def idle(tmp_path: Path) -> Iterator[Served]:
     """An engine that queues but never starts a run: what was submitted stays busy."""
     eng = engine(tmp_path, queue_size=1)
     with serving(api(tmp_path, eng)) as url:
@@ -46,7 +50,7 @@ def test_without_api_token_file_there_is_no_v1_route(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token-wrong-token"}, {"X": "y"}])
 def test_without_a_valid_token_the_answer_is_401_and_the_peer_is_logged(
-    running: tuple[str, object], headers: dict[str, str], caplog: pytest.LogCaptureFixture
+    running: Served, headers: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     url, _ = running
     with caplog.at_level(logging.WARNING, logger="gpuwarden.api"):
@@ -56,14 +60,14 @@ def test_without_a_valid_token_the_answer_is_401_and_the_peer_is_logged(
     assert any("refused POST /v1/remediations/worker_restart from 127.0.0.1:" in m for m in caplog.messages)
 
 
-def test_a_read_only_token_may_read_runs_but_not_trigger(running: tuple[str, object]) -> None:
+def test_a_read_only_token_may_read_runs_but_not_trigger(running: Served) -> None:
     url, _ = running
     assert requests.get(f"{url}/v1/runs", headers=auth(READ)).status_code == 200
     r = requests.post(f"{url}/v1/remediations/worker_restart", json={"reason": "x"}, headers=auth(READ))
     assert r.status_code == 403 and "read-only" in r.json()["error"]
 
 
-def test_a_manual_dry_run_is_accepted_and_its_plan_and_operator_are_in_the_audit_log(running) -> None:  # type: ignore[no-untyped-def]
+def test_a_manual_dry_run_is_accepted_and_its_plan_and_operator_are_in_the_audit_log(running: Served) -> None:
     url, eng = running
     body = {"reason": "OOM at 03:12, lowering", "dry_run": True, "params": {"gpu": 3}, "target": "other"}
     r = requests.post(f"{url}/v1/remediations/memory_fraction", json=body, headers=auth())
@@ -97,7 +101,7 @@ def test_a_manual_dry_run_is_accepted_and_its_plan_and_operator_are_in_the_audit
     ],
 )
 def test_bad_requests_get_a_4xx_with_the_reason(
-    running: tuple[str, object], path: str, body: bytes, status: int, complaint: str
+    running: Served, path: str, body: bytes, status: int, complaint: str
 ) -> None:
     url, _ = running
     headers = {**auth(), "Content-Type": "application/json"}
@@ -105,14 +109,14 @@ def test_bad_requests_get_a_4xx_with_the_reason(
     assert r.status_code == status and complaint in r.json()["error"], r.text
 
 
-def test_an_unknown_run_is_404(running: tuple[str, object]) -> None:
+def test_an_unknown_run_is_404(running: Served) -> None:
     url, _ = running
     for run in ("0123456789ab", "..%2F..%2Fetc"):
         r = requests.get(f"{url}/v1/runs/{run}", headers=auth())
         assert r.status_code == 404 and "error" in r.json()
 
 
-def test_a_body_over_1_mib_is_413_and_another_content_type_415(running: tuple[str, object]) -> None:
+def test_a_body_over_1_mib_is_413_and_another_content_type_415(running: Served) -> None:
     url, _ = running
     big = requests.post(f"{url}/v1/alerts", data=b"{" + b" " * (1 << 20), headers=auth())
     assert big.status_code == 413 and "error" in big.json()
@@ -122,7 +126,7 @@ def test_a_body_over_1_mib_is_413_and_another_content_type_415(running: tuple[st
     assert text.status_code == 415 and text.json() == {"error": "body must be application/json"}
 
 
-def test_a_paused_playbook_is_409_until_resumed_and_both_are_audited(running) -> None:  # type: ignore[no-untyped-def]
+def test_a_paused_playbook_is_409_until_resumed_and_both_are_audited(running: Served) -> None:
     url, eng = running
     r = requests.post(f"{url}/v1/pause", json={"reason": "maintenance window"}, headers=auth())
     assert r.status_code == 200 and r.json()["paused"] == {"*": "maintenance window"}
@@ -140,7 +144,7 @@ def test_a_paused_playbook_is_409_until_resumed_and_both_are_audited(running) ->
     assert again.status_code == 202
 
 
-def test_a_run_in_progress_for_the_target_is_409_and_a_full_queue_429(idle: tuple[str, object]) -> None:
+def test_a_run_in_progress_for_the_target_is_409_and_a_full_queue_429(idle: Served) -> None:
     url, _ = idle
     first = requests.post(f"{url}/v1/remediations/worker_restart", json={"reason": "a"}, headers=auth())
     assert first.status_code == 202
@@ -151,7 +155,9 @@ def test_a_run_in_progress_for_the_target_is_409_and_a_full_queue_429(idle: tupl
     assert full.headers["Retry-After"] == "30"
 
 
-def test_a_firing_allow_listed_alert_starts_one_run_and_its_duplicate_and_resolution_none(running) -> None:  # type: ignore[no-untyped-def]
+def test_a_firing_allow_listed_alert_starts_one_run_and_its_duplicate_and_resolution_none(
+    running: Served,
+) -> None:
     url, eng = running
     first = requests.post(f"{url}/v1/alerts", json=webhook(), headers=auth())
     assert first.status_code == 202, first.text
@@ -177,7 +183,7 @@ def test_a_firing_allow_listed_alert_starts_one_run_and_its_duplicate_and_resolu
     ],
 )
 def test_alerts_that_start_nothing_here_are_answered_200_with_why(
-    running: tuple[str, object], payload: dict, reason: str
+    running: Served, payload: dict, reason: str
 ) -> None:
     url, _ = running
     r = requests.post(f"{url}/v1/alerts", json=payload, headers=auth())
