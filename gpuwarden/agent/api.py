@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -24,11 +25,13 @@ from gpuwarden.agent.api_webhook import deliver
 from gpuwarden.agent.forward import HOPS_HEADER, Directory, ZkDirectory
 from gpuwarden.agent.http import Request, Response, Route, error_response, json_response
 from gpuwarden.config import AgentConfig, ConfigError
-from gpuwarden.fleet.member import FleetMember
 from gpuwarden.remediations.engine import Engine
 from gpuwarden.remediations.rails import ALL
 from gpuwarden.remediations.registry import PLAYBOOKS
 from gpuwarden.remediations.request import Request as RunRequest
+
+if TYPE_CHECKING:
+    from gpuwarden.fleet.member import FleetMember
 
 JSON = "application/json"
 Handler = Callable[[Request, Identity], Response]

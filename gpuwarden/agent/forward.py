@@ -11,14 +11,12 @@ queued already is dropped as a duplicate then.
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
-
-import requests
-from kazoo.exceptions import KazooException, NoNodeError
-from kazoo.handlers.threading import KazooTimeoutError
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gpuwarden.agent.alerts import FleetView
-from gpuwarden.fleet.member import FleetMember
+
+if TYPE_CHECKING:  # kazoo and requests load when the fleet or a forward needs them (bench/footprint.py)
+    from gpuwarden.fleet.member import FleetMember
 
 HOPS_HEADER = "Gpuwarden-Forwarded"
 
@@ -45,6 +43,9 @@ class ZkDirectory:
         self.client = member.client
 
     def view(self) -> FleetView:
+        from kazoo.exceptions import KazooException, NoNodeError
+        from kazoo.handlers.threading import KazooTimeoutError
+
         try:
             nodes = self.client.zk.get_children(f"{self.client.root}/serverset")
         except NoNodeError:
@@ -56,6 +57,9 @@ class ZkDirectory:
 
     def endpoint(self, node: str) -> str:
         """`scheme://host:port` of the agent registered as `node`."""
+        from kazoo.exceptions import KazooException, NoNodeError
+        from kazoo.handlers.threading import KazooTimeoutError
+
         try:
             data, _ = self.client.zk.get(f"{self.client.root}/serverset/{node}")
         except NoNodeError:
@@ -82,6 +86,8 @@ def forward(
     url: str, payload: dict[str, Any], token: str, hops: int, timeout: float, verify: str | bool = True
 ) -> str:
     """POST `payload` to the agent at `url`; returns its answer's summary, raises FleetUnreachable."""
+    import requests
+
     try:
         response = requests.post(
             f"{url}/v1/alerts",
@@ -99,7 +105,7 @@ def forward(
     return f"{url} answered {response.status_code}"
 
 
-def _error(response: requests.Response) -> str:
+def _error(response: Any) -> str:
     try:
         return str(response.json().get("error", ""))[:200]
     except (ValueError, AttributeError):

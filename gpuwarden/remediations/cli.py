@@ -27,6 +27,9 @@ def cli(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         print(f"gpuwarden: no audit log at {path} (no remediation has run here)", file=sys.stderr)
         return 1
+    except OSError as err:
+        print(f"gpuwarden: cannot read {path}: {err.strerror}", file=sys.stderr)
+        return 1
     except AuditCorrupt as err:
         print(f"gpuwarden: {path}: {err}", file=sys.stderr)
         return 1

@@ -82,7 +82,7 @@ class EngineMetrics:
                 runs = self.runs[(playbook, result)]
                 fams.add("gpuwarden_remediation_runs_total", runs, playbook=playbook, result=result)
             counts = self.buckets.get(playbook, [0] * (len(BUCKETS) + 1))
-            bounds = [f"{b:g}" for b in BUCKETS] + ["+Inf"]
+            bounds = [str(float(b)) for b in BUCKETS] + ["+Inf"]
             fams.add_histogram(
                 "gpuwarden_remediation_run_duration_seconds",
                 [(bound, float(n)) for bound, n in zip(bounds, counts, strict=True)],

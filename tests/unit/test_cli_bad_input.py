@@ -73,6 +73,10 @@ TABLE: list[tuple[str, int, str]] = [
     ("worker --memory-fraction 2", EX_CONFIG, "--memory-fraction: must be greater than 0"),
     ("worker --listen nonsense", EX_CONFIG, "--listen: must be HOST:PORT"),
     ("worker --max-concurrency x", EX_USAGE, "invalid int value: 'x'"),
+    ("runs --config {dup}", EX_CONFIG, "duplicate key"),
+    ("runs --since abc", EX_USAGE, "invalid float value: 'abc'"),
+    ("runs --audit-log {dir}", 1, "Is a directory"),
+    ("runs --audit-log {dir}/none", 1, "no audit log at"),
 ]
 
 

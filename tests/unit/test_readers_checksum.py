@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuwarden.doctor.checksum import ManifestError, file_digest, parse_manifest, verify
+from gpuwarden.readers.checksum import ManifestError, file_digest, parse_manifest, verify
 
 
 def test_a_sha256sum_manifest_parses_including_binary_mode_markers() -> None:
@@ -64,7 +64,7 @@ def test_digest_matches_hashlib_across_chunk_boundaries(tmp_path: Path) -> None:
 
 PEAK_RSS = """
 import resource, sys
-from gpuwarden.doctor.checksum import verify
+from gpuwarden.readers.checksum import verify
 if sys.argv[1] == "verify":
     count, problems = verify(sys.argv[2])
     assert count == 1 and problems == [], problems
