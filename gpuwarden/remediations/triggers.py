@@ -135,7 +135,8 @@ class AlertTriggers:
         return [
             Request(
                 playbook=name, source="alert", actor=actor,
-                reason=f"alert {alert.alertname} firing since {alert.starts_at}", labels=dict(alert.labels),
+                reason=f"alert {alert.alertname} firing since {alert.starts_at}",
+                labels={**alert.labels, "alertname": alert.alertname},
             )
             for name in names
         ], "queued"  # fmt: skip
