@@ -248,12 +248,15 @@ class Engine:
             return self._outcome(request, settings, "denied", "no fleet budget lease", started)
         try:
             self._record(run, "attempt", name, target, disruptive=plan.disruptive)  # reserved; fsynced
+            disrupted = False  # steps up to the first disruptive one prepare it: they need the lease too
             for step in plan.steps:
-                if step.disruptive and isinstance(lease, Lease) and lease.lost.is_set():
+                needs_lease = step.disruptive or not disrupted
+                if needs_lease and isinstance(lease, Lease) and lease.lost.is_set():
                     why = (
                         "fleet lease lost (ZooKeeper session suspended or lost): stopped before " + step.name
                     )
                     return self._outcome(request, settings, "failed", why, started)
+                disrupted = disrupted or step.disruptive
                 self._record(run, "action", name, target, name=step.name, status="started")
                 try:
                     run_with_deadline(step.run, settings.rails.step_timeout_s, name=f"{name}.{step.name}")
