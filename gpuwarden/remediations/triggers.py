@@ -29,10 +29,17 @@ DEDUPE_TTL_S = 7200.0  # Robusta keeps alert keys 2 h; Alertmanager repeats ever
 class TransitionLike(Protocol):
     """The health stream's `Transition` (gpuwarden.agent.health_store), as far as triggers read it."""
 
-    component: str
-    labels: Mapping[str, str]
-    new: State
-    reason: str
+    @property
+    def component(self) -> str: ...
+
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+    @property
+    def new(self) -> State: ...
+
+    @property
+    def reason(self) -> str: ...
 
 
 @dataclass(frozen=True)

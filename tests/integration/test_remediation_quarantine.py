@@ -59,7 +59,7 @@ class Node:
             result = self.results.get(component)
             return result if result and result.state == State.UNHEALTHY else None
 
-        return wait_for(unhealthy, timeout=20, what=f"{component} UNHEALTHY")  # type: ignore[no-any-return]
+        return wait_for(unhealthy, timeout=20, what=f"{component} UNHEALTHY")
 
     def deliver(self, engine: Engine) -> None:
         """Each result as the store's first transition for its component (old: none)."""
@@ -127,7 +127,7 @@ def test_a_fatal_xid_on_one_gpu_of_four_restarts_the_worker_without_it_until_on_
     again = Engine(cfg, health=gpus.state, inventory=gpus.inventory)
     engines.append(again.start())
     registry = CollectorRegistry()
-    registry.register(again)  # type: ignore[arg-type]
+    registry.register(again)
     text = generate_latest(registry).decode()
     assert f'gpuwarden_remediation_gpu_quarantined{{gpu="2",uuid="{uuids["2"]}"}} 1.0' in text
     gpus.deliver(again)
