@@ -21,6 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from gpuwarden.remediations.triggers import Alert
 
+# Playbooks whose decision is the fleet's, taken by the elected leader only (scale_signal.py): their alerts
+# go to the leader even when they name a node (InferenceP99LatencyHigh on one saturated node).
+FLEET_WIDE_PLAYBOOKS = frozenset({"scale_signal"})
 MAX_ALERTS = 1000  # a group larger than this should use `max_alerts` on the receiver
 Text = Annotated[str, StringConstraints(max_length=4096)]
 LabelName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -95,6 +98,11 @@ def owner(labels: dict[str, str]) -> str | None:
     return instance
 
 
+def subject(labels: dict[str, str]) -> str | None:
+    """The node that handles an alert: its owner, or None (the leader) for a fleet-wide playbook."""
+    return None if labels.get("playbook") in FLEET_WIDE_PLAYBOOKS else owner(labels)
+
+
 @dataclass(frozen=True)
 class FleetView:
     """What the deciding agent knows of the fleet: registered nodes and the leader (None: not elected)."""
@@ -119,7 +127,7 @@ def same_node(name: str, node: str) -> bool:
 def decide(labels: dict[str, str], me: str, fleet: FleetView | None, hops: int, max_hops: int) -> Delivery:
     """Where one alert is handled. `fleet` is None when this agent is in no fleet; `hops` counts how
     often this delivery was forwarded already."""
-    about = owner(labels)
+    about = subject(labels)
     if about is not None and same_node(about, me):
         return Delivery("local", me, "this node")
     if fleet is None:

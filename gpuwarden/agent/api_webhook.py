@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from gpuwarden.agent.alerts import FleetView, WebhookAlert, WebhookPayload, decide, owner, same_node, to_alert
+from gpuwarden.agent.alerts import (
+    FleetView,
+    WebhookAlert,
+    WebhookPayload,
+    decide,
+    same_node,
+    subject,
+    to_alert,
+)
 from gpuwarden.agent.forward import FleetUnreachable, forward
 
 if TYPE_CHECKING:
@@ -27,7 +35,7 @@ def deliver(api: Api, payload: WebhookPayload, hops: int) -> tuple[int, dict[str
     for alert in payload.alerts:
         result: dict[str, Any] = {"fingerprint": alert.fingerprint, "alertname": alert.labels["alertname"]}
         results.append(result)
-        about = owner(alert.labels)
+        about = subject(alert.labels)
         try:  # the registry is read once per delivery, and only for an alert about another node
             view = None if about is not None and same_node(about, api.node) else fleet.view()
         except FleetUnreachable as err:

@@ -95,6 +95,7 @@ def test_the_node_an_alert_is_about_comes_from_its_node_or_instance_label(
     assert owner(labels) == node
 
 
+SCALE = {"playbook": "scale_signal"}  # a fleet-wide playbook: its alerts go to the leader
 FLEET = FleetView(frozenset({"gpu-1", "gpu-2", "gpu-3"}), leader="gpu-2")
 
 
@@ -113,6 +114,20 @@ FLEET = FleetView(frozenset({"gpu-1", "gpu-2", "gpu-3"}), leader="gpu-2")
         ({"job": "gpuwarden"}, "gpu-1", FleetView(FLEET.nodes, None), 0, ("drop", None, True)),
         ({"job": "gpuwarden"}, "gpu-1", None, 0, ("local", "gpu-1", False)),  # alone: it is the fleet
         ({"job": "gpuwarden"}, "gpu-1", FLEET, 1, ("drop", "gpu-2", False)),
+        (
+            {"instance": "gpu-1:9837", "playbook": "scale_signal"},
+            "gpu-1",
+            FLEET,
+            0,
+            ("forward", "gpu-2", False),
+        ),
+        (
+            {"instance": "gpu-3:9837", "playbook": "scale_signal"},
+            "gpu-2",
+            FLEET,
+            0,
+            ("local", "gpu-2", False),
+        ),
     ],
 )
 def test_each_alert_is_handled_here_forwarded_to_its_owner_or_dropped_with_a_reason(
