@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     oncall.add_common(p)
     p.add_argument("--limit", type=int, default=50, help="at most this many runs")
     p.add_argument("--playbook", help="only runs of this playbook")
+    p.add_argument("--since", type=float, help="only runs started in the last SECONDS")
     p.add_argument("--audit-log", help="read this audit log file instead of asking the agent")
     p.set_defaults(func=oncall.runs)
     p = sub.add_parser("run", help="one remediation run: who, why, the plan, every step")

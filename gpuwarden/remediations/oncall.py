@@ -122,11 +122,13 @@ def runs(args: argparse.Namespace) -> int:
     if args.audit_log:  # offline: this node's audit log, without the agent (remediation's own reader)
         from gpuwarden.remediations import cli as local
 
-        args.run, args.since = None, None
+        args.run = None
         return local.cli(args)
 
     def act(api: Client) -> int:
         answer = api.runs(args.limit, args.playbook)
+        if args.since is not None:
+            answer["runs"] = [r for r in answer["runs"] if r.get("started", 0) >= time.time() - args.since]
         if args.json:
             print(json.dumps(answer, indent=2, sort_keys=True))
             return 0
