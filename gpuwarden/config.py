@@ -14,9 +14,9 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
 import gpuwarden.collectors  # noqa: F401  (fills the registry the schema is built from)
+from gpuwarden.agent.api_auth import ApiSettings
 from gpuwarden.agent.http import Limits
 from gpuwarden.agent.registry import REGISTRY, StrictModel
-from gpuwarden.doctor.settings import DoctorSettings
 from gpuwarden.fleet.settings import FleetSettings
 from gpuwarden.paths import Paths
 from gpuwarden.remediations.registry import PLAYBOOKS
@@ -159,8 +159,8 @@ class AgentConfig(StrictModel):
     paths: PathsSettings = Field(default_factory=PathsSettings)
     collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)  # type: ignore[valid-type]
     fleet: FleetSettings = Field(default_factory=FleetSettings)
-    doctor: DoctorSettings = Field(default_factory=DoctorSettings)
     remediation: RemediationSettings = Field(default_factory=RemediationSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @model_validator(mode="after")
     def _fail_open_names_playbooks(self) -> AgentConfig:
@@ -224,6 +224,14 @@ def from_mapping(data: object) -> AgentConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(["(top level): must be a mapping"])
+    if "doctor" in data:  # the doctor became a collector: say where its keys went, not just "unknown key"
+        raise ConfigError(
+            [
+                "doctor: moved to collectors.doctor (gpu_count is collectors.gpu.expected_gpus; volumes "
+                "are collectors.node.disk_paths entries with min_free; export_metrics is "
+                "collectors.doctor.enabled and metrics_interval collectors.doctor.interval)"
+            ]
+        )
     try:
         config = AgentConfig.model_validate(data)
     except ValidationError as err:

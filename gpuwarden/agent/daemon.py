@@ -7,17 +7,19 @@ import os
 import resource
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 import gpuwarden
 from gpuwarden import config as configmod
-from gpuwarden.agent import logs, registry
+from gpuwarden.agent import api, logs, registry
 from gpuwarden.agent.health_store import HealthStore
 from gpuwarden.agent.http import Route, Router, Stats
 from gpuwarden.agent.registry import REGISTRY, Collector, CollectorSettings
@@ -25,8 +27,10 @@ from gpuwarden.agent.runner import Runner
 from gpuwarden.agent.sdnotify import Notifier
 from gpuwarden.agent.server import HTTPServer, agent_routes
 from gpuwarden.config import AgentConfig, ConfigError
-from gpuwarden.fleet.member import FleetMember, summarize
 from gpuwarden.remediations.engine import Engine, health_lookup
+
+if TYPE_CHECKING:  # kazoo is imported only when the fleet is enabled (bench/footprint.py)
+    from gpuwarden.fleet.member import FleetMember
 
 # How often the fleet registration republishes this node's health summary.
 FLEET_REFRESH_SECONDS = 15.0
@@ -62,6 +66,10 @@ class Agent:
         self.fleet: FleetMember | None = None
         self.engine: Engine | None = None
         self._unsubscribe: Callable[[], object] | None = None
+        # /v1 exists only when `api.token_file` is set at start; a reload swaps its tokens.
+        self.api = api.build(config, lambda: self.engine, lambda: self.fleet, self.log.getChild("api"))
+        for route in self.api.routes() if self.api else []:
+            self.router.add(route)
         self._wake = threading.Event()
         self._signals, self._signals_in = socket.socketpair()
         self._signals_in.setblocking(False)
@@ -81,6 +89,10 @@ class Agent:
     # -- lifecycle ------------------------------------------------------------------------------------
     def run(self) -> int:
         threading.Thread(target=self._dispatch_signals, name="signals", daemon=True).start()
+        # Collections run in threads; a scrape that arrives during one waits for the GIL, which the
+        # collecting thread gives up only every switch interval (5 ms by default, several hand-offs per
+        # request). 1 ms keeps a scrape's p99 near its p50 (bench/scrape.py) for a few more switches.
+        sys.setswitchinterval(0.001)
         signal.set_wakeup_fd(self._signals_in.fileno(), warn_on_full_buffer=False)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
@@ -201,6 +213,8 @@ class Agent:
             self.scheduler.add_job(self.runner.run, "interval", seconds=interval, args=[name], id=name)
 
     def _fleet_summary(self) -> dict[str, object]:
+        from gpuwarden.fleet.member import summarize
+
         gpu = self.runner.collector("gpu")
         inventory = getattr(gpu, "inventory", None)
         gpus = inventory() if callable(inventory) else []
@@ -215,7 +229,10 @@ class Agent:
             self.fleet.stop()
             self.fleet = None
         if config.fleet.enabled:
-            self.fleet = FleetMember(config.fleet, self._fleet_summary).start()
+            from gpuwarden.fleet.member import FleetMember
+
+            endpoint = self.server.address if self.server else None  # Prometheus finds /metrics here
+            self.fleet = FleetMember(config.fleet, self._fleet_summary, endpoint=endpoint).start()
             self.scheduler.add_job(self.fleet.refresh, "interval", seconds=FLEET_REFRESH_SECONDS, id="fleet")
             self.log.info("joining fleet %s as %s", config.fleet.cluster, config.fleet.node_name())
 
@@ -260,6 +277,7 @@ class Agent:
         self.config = new
         self.log = self._setup_logging(new)
         served = (self.listen(new), new.agent.tls, new.agent.http)
+        moved = (self.listen(new), new.agent.tls) != (self.listen(old), old.agent.tls)
         if served != (self.listen(old), old.agent.tls, old.agent.http) and self.server:
             was = self.server.address
             self.server.stop()
@@ -271,8 +289,12 @@ class Agent:
             self.log.info("now serving on %s", self.server.address)
         self.runner.reload_ok, self.runner.reload_timestamp = True, time.time()
         self._install_collectors(new, old)
-        self._install_fleet(new, old)
+        self._install_fleet(new, None if moved else old)  # a new address means a new serverset endpoint
         self._install_engine(new, old)
+        if self.api:
+            self.api.reload(new)
+        elif new.api.token_file:
+            self.log.warning("api.token_file was added: the /v1 API starts with the next restart")
         self.notifier.notify("READY=1", "STATUS=configuration reloaded")
         self.log.info("configuration reloaded")
 

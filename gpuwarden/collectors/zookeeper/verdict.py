@@ -24,7 +24,7 @@ class Verdict(StrEnum):
     DEGRADED = "DEGRADED"  # quorum held, a member missing or unsynced
     NO_QUORUM = "NO_QUORUM"
     SPLIT = "SPLIT"  # more than one server claims to lead
-    UNKNOWN = "UNKNOWN"  # the 4lw whitelist hides what we need: a config error, not a zero
+    UNKNOWN = "UNKNOWN"  # the 4lw whitelist hides what we need, or a server answers nonsense: not a zero
 
 
 # `gpuwarden zookeeper check` exit codes: 0 OK, 1 DEGRADED, 2 NO_QUORUM/SPLIT, 3 UNKNOWN.
@@ -70,6 +70,14 @@ def judge(
             + ("add `4lw.commands.whitelist=srvr, mntr, ruok, isro` to zoo.cfg (configuration error)",),
             n,
         )
+    broken = [a for a in every if status[a].mode is Mode.BAD_REPLY]
+    if broken:
+        # What such a server says about the quorum cannot be believed, so nothing can be concluded.
+        return EnsembleVerdict(
+            Verdict.UNKNOWN,
+            tuple(f"{a}: answers that are not ZooKeeper's ({status[a].detail})" for a in broken),
+            n,
+        )
     leaders = [a for a in every if status[a].mode is Mode.LEADER]
     if n == 1 and status[voters[0]].mode is Mode.STANDALONE:
         leaders = [voters[0]]  # a one-server ensemble: standalone is its leader, and it tolerates nothing
@@ -77,7 +85,7 @@ def judge(
         return EnsembleVerdict(
             Verdict.SPLIT, (f"{len(leaders)} servers claim to lead: {', '.join(leaders)}",), n
         )
-    problems = [_describe(status[a]) for a in every if status[a].mode not in SERVING_MODES]
+    problems = [describe(status[a]) for a in every if status[a].mode not in SERVING_MODES]
     if n > 1:
         problems += [
             f"{a}: runs standalone, outside the ensemble" for a in every if status[a].mode is Mode.STANDALONE
@@ -129,7 +137,7 @@ def judge(
     return EnsembleVerdict(verdict, tuple(reasons), n, leader, synced, tolerable)
 
 
-def _describe(s: ServerStatus) -> str:
+def describe(s: ServerStatus) -> str:
     what = {
         Mode.READ_ONLY: "read-only (cut off from the quorum)",
         Mode.NOT_SERVING: "not serving (no quorum or electing)",
