@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 import gpuwarden
 from gpuwarden import config as configmod
-from gpuwarden.config import EX_CONFIG, ConfigError
+from gpuwarden.address import parse_listen
+from gpuwarden.config_base import EX_CONFIG, ConfigError
+
+# Binding errors that restarting cannot fix: another program holds the port, or the agent may not bind it
+# (a port below 1024 without CAP_NET_BIND_SERVICE). Exit 78, so systemd does not restart-loop on them. An
+# address that is not (yet) on this host (EADDRNOTAVAIL: an interface that comes up late) exits 1, so
+# systemd's Restart=on-failure retries within its start limits. docs/operations.md says the same.
+LISTEN_CONFIG_ERRORS = {errno.EADDRINUSE, errno.EACCES}
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
@@ -15,13 +23,16 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
     if args.listen:
         try:
-            configmod.parse_listen(args.listen)
+            parse_listen(args.listen)
         except ValueError as err:
             raise ConfigError([f"--listen: {err}"]) from None
     cfg = configmod.load(args.config)
     try:
         return Agent(cfg, args.config, args.listen, args.log_format).run()
-    except OSError as err:  # the listen address is taken or the TLS files cannot be read
+    except OSError as err:  # only the listening socket can fail before the main loop runs
+        key, listen = ("--listen", args.listen) if args.listen else ("agent.listen", cfg.agent.listen)
+        if err.errno in LISTEN_CONFIG_ERRORS:
+            raise ConfigError([f"{key}: cannot listen on {listen}: {err.strerror}"]) from None
         print(f"gpuwarden: cannot start: {err}", file=sys.stderr)
         return 1
 

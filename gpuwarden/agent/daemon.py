@@ -13,7 +13,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 import gpuwarden
 from gpuwarden import config as configmod
-from gpuwarden.agent import logs, registry
+from gpuwarden.agent import logs
+from gpuwarden.agent.context import build_collector
 from gpuwarden.agent.health_store import HealthStore
 from gpuwarden.agent.registry import REGISTRY, Collector, CollectorSettings
 from gpuwarden.agent.runner import Runner
@@ -128,7 +129,7 @@ class Agent:
             if not settings.enabled:
                 continue
             try:
-                built[name] = (registry.build(name, config, self.log), settings)
+                built[name] = (build_collector(name, config, self.log), settings)
             except Exception as err:
                 self.log.error("collector %s cannot start: %s", name, err)
                 self.health.mark_unknown(name, f"collector {name} cannot start: {err}")
@@ -170,27 +171,49 @@ class Agent:
             self.log.info("joining fleet %s as %s", config.fleet.cluster, config.fleet.node_name())
 
     def reload(self) -> None:
+        """Apply the config file again; one that cannot be read or applied leaves the running one in place.
+
+        Never raises: SIGHUP with any file (not UTF-8, nested too deep, a listen address in use) must not
+        end the agent.
+        """
         self.log.info("reloading configuration from %s", self.config_path or "built-in defaults")
         self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
         try:
             new = configmod.load(self.config_path)
+            self._apply(new)
         except ConfigError as err:
             for problem in err.problems:
                 self.log.error("config: %s", problem)
-            self.log.error("reload failed; keeping the running configuration")
-            self.runner.reload_ok = False
-            self.runner.render()
-            self.notifier.notify("READY=1", "STATUS=reload failed; running the previous configuration")
+            self._reload_failed()
             return
-        old = self.config
-        self.config = new
-        self.log = self._setup_logging(new)
-        if (self.listen(new), new.agent.tls) != (self.listen(old), old.agent.tls) and self.server:
-            self.server.stop()
-            self.server = self._start_server(new)
-            self.log.info("now serving on %s", self.server.address)
+        except Exception:  # a bug must cost this reload, not the agent
+            self.log.exception("cannot apply the new configuration")
+            self._reload_failed()
+            return
         self.runner.reload_ok, self.runner.reload_timestamp = True, time.time()
-        self._install_collectors(new)
-        self._install_fleet(new, old)
         self.notifier.notify("READY=1", "STATUS=configuration reloaded")
         self.log.info("configuration reloaded")
+
+    def _reload_failed(self) -> None:
+        self.log.error("reload failed; keeping the running configuration")
+        self.runner.reload_ok = False
+        self.runner.render()
+        self.notifier.notify("READY=1", "STATUS=reload failed; running the previous configuration")
+
+    def _apply(self, new: AgentConfig) -> None:
+        """Switch to `new`: the listener first (the step that can fail), then logging, collectors, fleet."""
+        old = self.config
+        if (self.listen(new), new.agent.tls) != (self.listen(old), old.agent.tls) and self.server:
+            self.server.stop()
+            try:
+                self.server = self._start_server(new)
+            except OSError as err:
+                self.server = self._start_server(old)  # the old address was ours a moment ago
+                raise ConfigError(
+                    [f"agent.listen: cannot listen on {self.listen(new)}: {err.strerror}"]
+                ) from None
+            self.log.info("now serving on %s", self.server.address)
+        self.config = new
+        self.log = self._setup_logging(new)
+        self._install_collectors(new)
+        self._install_fleet(new, old)

@@ -1,8 +1,10 @@
 """The collector registry: `@register("node", NodeSettings)` on a collector class.
 
 `gpuwarden.collectors` imports every collector module explicitly, so the list stays greppable (telegraf's
-`all/`, gpud's `all.go`). The config schema's `collectors` section is built from this registry: each
-collector owns its settings model, and the one YAML file still validates as a whole.
+`all/`, gpud's `all.go`). The config's `collectors` section is built from this registry (each collector
+owns its settings model); this module never imports the config. A collector gets its own settings and a
+`CollectorContext` of explicit dependencies, never the whole config: a rule that needs two sections is a
+validator on `AgentConfig`.
 """
 
 from __future__ import annotations
@@ -10,41 +12,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from prometheus_client.core import Metric
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from gpuwarden.config_base import StrictModel
 from gpuwarden.health import HealthResult
 from gpuwarden.paths import Paths
-
-if TYPE_CHECKING:
-    from gpuwarden.config import AgentConfig
-
-
-class StrictModel(BaseModel):
-    """Base for every config model: unknown keys are errors, values are not coerced silently."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class CollectorSettings(StrictModel):
     enabled: bool = Field(True, description="run this collector")
-    interval: float = Field(15.0, gt=0, description="seconds between two collections")
-    timeout: float = Field(10.0, gt=0, description="deadline for one collection, in seconds")
-
-    def problems(self, config: AgentConfig) -> list[str]:
-        """Checks that need other sections of the config; `key.path: reason` lines, empty when fine."""
-        return []
-
-
-@dataclass(frozen=True)
-class CollectorContext:
-    """What a collector may use besides its own settings. Constructors do no slow I/O."""
-
-    paths: Paths
-    log: logging.Logger
-    config: AgentConfig
+    # Bounded so a typo cannot schedule a job beyond what APScheduler's timedelta or a deadline can hold.
+    interval: float = Field(15.0, gt=0, le=86400, description="seconds between two collections")
+    timeout: float = Field(10.0, gt=0, le=3600, description="deadline for one collection, in seconds")
 
 
 Item = Metric | HealthResult
@@ -58,6 +40,19 @@ class Collector(Protocol):
     def close(self) -> None:
         """Release resources (NVML handles, sockets, threads). Called on shutdown and on reload."""
         ...
+
+
+@dataclass(frozen=True)
+class CollectorContext:
+    """What a collector may use besides its own settings, each named. Constructors do no slow I/O."""
+
+    paths: Paths
+    log: logging.Logger
+    # The voting members of `fleet.hosts`: the zookeeper collector's servers when its own list is empty.
+    fleet_hosts: tuple[str, ...] = ()
+    # The node collector's embedded doctor exporter, given its NVML deadline; None when
+    # `doctor.export_metrics` is off.
+    doctor: Callable[[float], Collector] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +75,6 @@ def register(name: str, settings: type[CollectorSettings]) -> Callable[[type], t
     return decorate
 
 
-def build(name: str, config: AgentConfig, log: logging.Logger) -> Collector:
-    """The collector `name` as the daemon builds it: its settings and the paths from `config`."""
-    ctx = CollectorContext(paths=config.paths.paths(), log=log.getChild(name), config=config)
-    return REGISTRY[name].factory(config.collector_settings(name), ctx)
+def build(name: str, settings: CollectorSettings, ctx: CollectorContext) -> Collector:
+    """The collector `name` with its own settings and its dependencies."""
+    return REGISTRY[name].factory(settings, ctx)

@@ -14,9 +14,10 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from gpuwarden.address import parse_listen
 from gpuwarden.agent.health_store import HealthStore
 from gpuwarden.agent.runner import Runner
-from gpuwarden.config import TLSSettings, parse_listen
+from gpuwarden.config import TLSSettings
 
 # The classic text format: every name we export is a legacy-valid name, and every Prometheus 2.x parses it.
 CONTENT_TYPE_LATEST = "text/plain; version=0.0.4; charset=utf-8"

@@ -103,10 +103,9 @@ class NodeCollector:
         self.settings = settings
         self.paths = ctx.paths
         # The doctor's findings ride along as gpuwarden_doctor_* so alerts catch drift (None when
-        # doctor.export_metrics is off); imported here because the doctor reuses this module's parsers.
-        from gpuwarden.doctor.metrics import exporter_for
-
-        self.doctor = exporter_for(ctx.config, ctx.paths)
+        # doctor.export_metrics is off). Half this collector's deadline for NVML: a hung driver costs the
+        # doctor's GPU rows, never the node's cycle.
+        self.doctor = ctx.doctor(settings.timeout / 2) if ctx.doctor else None
 
     def close(self) -> None:
         if self.doctor is not None:

@@ -6,9 +6,10 @@ import argparse
 import sys
 
 from gpuwarden import config as configmod
+from gpuwarden.agent import context
 from gpuwarden.doctor.findings import Finding, Status, exit_code
 from gpuwarden.doctor.report import as_json, table
-from gpuwarden.doctor.run import DoctorInputs, run_checks
+from gpuwarden.doctor.run import run_checks
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,11 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def cli(args: argparse.Namespace) -> int:
     cfg = configmod.load(args.config)  # a ConfigError becomes exit 78 in cli.main
-    inputs = DoctorInputs.from_config(
-        cfg,
-        cfg.paths.paths(),
-        checksums=not args.skip_checksums,
-        progress=sys.stderr.isatty() and not args.json,
+    inputs = context.doctor_inputs(
+        cfg, checksums=not args.skip_checksums, progress=sys.stderr.isatty() and not args.json
     )
     try:
         findings = run_checks(inputs)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
 
@@ -17,10 +16,6 @@ from gpuwarden.collectors.gpu.nvml_thread import DriverUnresponsive, NvmlThread
 from gpuwarden.doctor.findings import Finding, Status
 from gpuwarden.doctor.gpu import NvmlFacts, read_nvml
 from gpuwarden.doctor.run import DoctorInputs, run_checks
-from gpuwarden.paths import Paths
-
-if TYPE_CHECKING:
-    from gpuwarden.config import AgentConfig
 
 CATALOG = (
     MetricSpec(
@@ -75,12 +70,3 @@ class DoctorExporter:
         fams.add("gpuwarden_doctor_failed_checks", sum(f.status == Status.FAIL for f in self.findings))
         fams.add("gpuwarden_doctor_last_run_timestamp_seconds", self.last_run)
         yield from fams
-
-
-def exporter_for(config: AgentConfig, paths: Paths) -> DoctorExporter | None:
-    """The exporter the node collector embeds; None when `doctor.export_metrics` is off."""
-    if not config.doctor.export_metrics:
-        return None
-    inputs = DoctorInputs.from_config(config, paths, checksums=False)
-    # Half the node collector's deadline: a hung driver costs the doctor's GPU rows, never the node's cycle.
-    return DoctorExporter(inputs, nvml_deadline=config.collector_settings("node").timeout / 2)

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from gpuwarden.collectors.gpu.backend import Backend
 from gpuwarden.doctor import host, stack
-from gpuwarden.doctor.checksum import ManifestError, verify
 from gpuwarden.doctor.findings import Finding, Status, failed, passed, skipped
 from gpuwarden.doctor.gpu import NvmlFacts, read_nvml
 from gpuwarden.doctor.settings import DoctorSettings
 from gpuwarden.doctor.software import detect_versions
+from gpuwarden.modelfiles import ManifestError, verify_manifest
 from gpuwarden.paths import Paths
-
-if TYPE_CHECKING:
-    from gpuwarden.config import AgentConfig
 
 
 @dataclass(frozen=True)
@@ -29,18 +25,6 @@ class DoctorInputs:
     versions: Callable[[], dict[str, str | None]] = detect_versions
     checksums: bool = True  # the exported metrics skip them: hashing 100 GB every few minutes is no probe
     progress: bool = False
-
-    @classmethod
-    def from_config(cls, config: AgentConfig, paths: Paths, **options: Any) -> DoctorInputs:
-        """The `doctor:` section plus the interfaces and ports the network collector expects up."""
-        network = config.collector_settings("network")
-        return cls(
-            settings=config.doctor,
-            paths=paths,
-            expected_interfaces=tuple(network.expected_interfaces),
-            expected_ib_ports=network.infiniband_expected_active_ports,
-            **options,
-        )
 
 
 def _guard(name: str, check: Callable[[], Finding | list[Finding]]) -> list[Finding]:
@@ -59,7 +43,7 @@ def check_checksums(inputs: DoctorInputs) -> Finding:
         return skipped("model_checksums", "not run here (run gpuwarden doctor)")
     path = inputs.paths.root(manifest)
     try:
-        count, problems = verify(path, show_progress=inputs.progress)
+        count, problems = verify_manifest(path, show_progress=inputs.progress)
     except ManifestError as err:
         return failed(
             "model_checksums", f"manifest {manifest}: {err}", "regenerate it: sha256sum * > manifest"

@@ -8,7 +8,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 from pydantic import ByteSize, Field, field_validator
 
-from gpuwarden.agent.registry import StrictModel
+from gpuwarden.config_base import StrictModel
 
 ThpMode = Literal["always", "madvise", "never"]
 

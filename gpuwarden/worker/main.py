@@ -19,6 +19,8 @@ import threading
 import time
 from http.server import ThreadingHTTPServer
 
+from gpuwarden.address import parse_listen
+
 EX_DATAERR, EX_CONFIG, CRASH_EXIT = 65, 78, 134
 
 
@@ -32,8 +34,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _problems(args: argparse.Namespace) -> tuple[list[str], str | None]:
-    from gpuwarden.config import parse_listen  # the agent's own --listen rules; not loaded for --help
-
     problems, token = [], None
     try:
         parse_listen(args.listen)
@@ -82,9 +82,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"worker: config error: {problem}", file=sys.stderr)
         return EX_CONFIG
     # Heavy imports only once the flags are known good: `gpuwarden worker --help` stays fast.
-    from gpuwarden.config import parse_listen
+    from gpuwarden.modelfiles import ManifestError
     from gpuwarden.worker import faults, model, server
-    from gpuwarden.worker.manifest import ManifestError
     from gpuwarden.worker.metrics import WorkerMetrics
     from gpuwarden.worker.runtime import Engine
 

@@ -14,9 +14,9 @@ import yaml
 
 from gpuwarden.cli import main
 from gpuwarden.config import from_mapping
-from gpuwarden.doctor.checksum import verify
 from gpuwarden.doctor.findings import Status, exit_code
 from gpuwarden.doctor.run import DoctorInputs, run_checks
+from gpuwarden.modelfiles import verify_manifest
 from gpuwarden.paths import Paths
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "doctor"
@@ -166,7 +166,7 @@ def test_the_checksum_progress_bar_draws_only_when_asked(
 ) -> None:
     (tmp_path / "w.bin").write_bytes(b"x" * 4096)
     (tmp_path / "SUMS").write_text(f"{hashlib.sha256(b'x' * 4096).hexdigest()}  w.bin\n")
-    verify(str(tmp_path / "SUMS"), show_progress=False)
+    verify_manifest(str(tmp_path / "SUMS"), show_progress=False)
     assert capsys.readouterr().err == ""
-    verify(str(tmp_path / "SUMS"), show_progress=True)
+    verify_manifest(str(tmp_path / "SUMS"), show_progress=True)
     assert "checksums" in capsys.readouterr().err

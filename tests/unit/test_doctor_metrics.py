@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gpuwarden.agent.registry import CollectorContext
+from gpuwarden.agent.context import collector_context
 from gpuwarden.catalog import catalog_names
 from gpuwarden.collectors.gpu.replay import ReplayBackend
 from gpuwarden.collectors.node import NodeCollector
@@ -27,14 +27,14 @@ BAD = FIXTURES / "doctor" / "thp_always_low_memory_corrupt"
 
 
 def node_with_doctor(**doctor: Any) -> NodeCollector:
-    paths = Paths(procfs=str(BAD / "proc"), sysfs=str(BAD / "sys"), rootfs=str(BAD / "rootfs"))
     cfg = from_mapping(
         {
+            "paths": {"procfs": str(BAD / "proc"), "sysfs": str(BAD / "sys"), "rootfs": str(BAD / "rootfs")},
             "collectors": {"node": {"disk_paths": []}},
             "doctor": {"export_metrics": True, "model_size": "140GB", **doctor},
         }
     )
-    return NodeCollector(cfg.collector_settings("node"), CollectorContext(paths, logging.getLogger("t"), cfg))
+    return NodeCollector(cfg.collector_settings("node"), collector_context(cfg, logging.getLogger("t")))
 
 
 def status_of(metrics: list[Any]) -> dict[str, str]:

@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from gpuwarden.agent.registry import build
+from gpuwarden.agent.context import build_collector
 from gpuwarden.config import AgentConfig
 from gpuwarden.health import HealthResult, State
 from tests.golden import exposition, split
@@ -19,7 +19,7 @@ def collect(directory: Path) -> tuple[str, list[HealthResult]]:
     config = AgentConfig.model_validate(
         {"collectors": {"textfile": {"enabled": True, "directory": str(directory)}}}
     )
-    metrics, health = split(build("textfile", config, logging.getLogger("t")).collect())
+    metrics, health = split(build_collector("textfile", config, logging.getLogger("t")).collect())
     return exposition(metrics), health
 
 

@@ -17,7 +17,7 @@ import requests
 
 from gpuwarden.collectors.engine.probe import Outputs, ProbeFailure
 from gpuwarden.collectors.engine.settings import HttpProbeSettings
-from gpuwarden.worker.manifest import Canary
+from gpuwarden.modelfiles import Canary
 
 
 def _excerpt(response: requests.Response) -> str:

@@ -10,11 +10,11 @@ import argparse
 import json
 
 from gpuwarden import config as configmod
+from gpuwarden.address import parse_zookeeper
 from gpuwarden.collectors.zookeeper.collector import check
 from gpuwarden.collectors.zookeeper.parse import ServerStatus
 from gpuwarden.collectors.zookeeper.verdict import EnsembleVerdict
 from gpuwarden.config import AgentConfig, ConfigError
-from gpuwarden.fleet.address import split_address
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,7 +42,7 @@ def _ensemble(args: argparse.Namespace, cfg: AgentConfig) -> tuple[list[str], li
     for flag, addresses in (("--servers", voters), ("--observers", observers)):
         for address in addresses:
             try:
-                split_address(address)
+                parse_zookeeper(address)
             except ValueError as err:
                 problems.append(f"{flag}: {err}")
     if problems:

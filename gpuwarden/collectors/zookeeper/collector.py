@@ -9,22 +9,19 @@ tolerable_failures are left out rather than exported as 0: a refused probe is no
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
+from gpuwarden.address import check_zookeeper
 from gpuwarden.agent.registry import CollectorContext, CollectorSettings, Item, register
 from gpuwarden.catalog import Families, MetricSpec
 from gpuwarden.collectors.zookeeper.parse import SERVING_MODES, Mode, ServerStatus
 from gpuwarden.collectors.zookeeper.probe import probe_all
 from gpuwarden.collectors.zookeeper.verdict import EnsembleVerdict, Verdict, judge
-from gpuwarden.fleet.address import check_address
-
-if TYPE_CHECKING:
-    from gpuwarden.config import AgentConfig
 from gpuwarden.health import Action, HealthResult, State
 
-Address = Annotated[str, AfterValidator(check_address)]
+Address = Annotated[str, AfterValidator(check_zookeeper)]
 
 
 class ZookeeperSettings(CollectorSettings):
@@ -38,11 +35,6 @@ class ZookeeperSettings(CollectorSettings):
     probe_timeout: float = Field(
         1.0, gt=0, description="seconds allowed for each four-letter-word exchange with one server"
     )
-
-    def problems(self, config: AgentConfig) -> list[str]:
-        if self.enabled and not self.servers and not config.fleet.hosts:
-            return ["collectors.zookeeper.servers: name the ensemble's servers (or set fleet.hosts)"]
-        return []
 
     @model_validator(mode="after")
     def _distinct(self) -> ZookeeperSettings:
@@ -183,7 +175,7 @@ def export(ensemble: str, verdict: EnsembleVerdict, status: dict[str, ServerStat
 class ZookeeperCollector:
     def __init__(self, settings: ZookeeperSettings, ctx: CollectorContext) -> None:
         self.settings = settings
-        self.voters = list(settings.servers) or list(ctx.config.fleet.hosts)
+        self.voters = list(settings.servers) or list(ctx.fleet_hosts)
         if not self.voters:
             raise ValueError("collectors.zookeeper.servers is empty and fleet.hosts names no servers")
         self.observers = list(settings.observers)

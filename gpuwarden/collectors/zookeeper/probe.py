@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from gpuwarden.address import parse_zookeeper
 from gpuwarden.collectors.zookeeper.parse import Mode, Reply, ServerStatus, classify
-from gpuwarden.fleet.address import split_address
 
 # A whole reply above this is not a 4lw answer; stop reading rather than grow without bound.
 MAX_REPLY_BYTES = 1 << 20
@@ -22,7 +22,7 @@ MAX_REPLY_BYTES = 1 << 20
 
 def four_letter(address: str, command: str, timeout: float) -> Reply:
     """Send `command` on a fresh connection and read until the server closes it (or `timeout`)."""
-    host, port = split_address(address)
+    host, port = parse_zookeeper(address)
     deadline = time.monotonic() + timeout
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
