@@ -28,8 +28,9 @@ class ConfigError(Exception):
     """One `key.path: reason` line per problem; the CLI prints them and exits 78 (EX_CONFIG)."""
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+        # One line each, whatever a key or value held (a quoted key may contain a newline).
+        self.problems = [p.replace("\r", "\\r").replace("\n", "\\n") for p in problems]
+        super().__init__("\n".join(self.problems))
 
 
 def _within_bounds(value: Any) -> None:

@@ -31,11 +31,12 @@ def read_text(path: str) -> str:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # O_NONBLOCK: a FIFO cannot block
     except OSError as err:
         raise ConfigError([f"{path}: cannot read: {err.strerror}"]) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "is a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise ConfigError([f"{path}: cannot read: {kind}"])
     with os.fdopen(fd, "rb") as f:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "is a directory" if stat.S_ISDIR(mode) else "not a regular file"
-            raise ConfigError([f"{path}: cannot read: {kind}"])
         try:
             data = f.read(MAX_BYTES + 1)
         except OSError as err:
@@ -85,6 +86,13 @@ def check_events(text: str) -> None:
     sizes: dict[str, int] = {}  # anchor → values it expands to
     nodes = 0
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionEndEvent):
+            done = frames.pop()
+            if done.anchor is not None:
+                sizes[done.anchor] = nodes - done.start
+            if frames:
+                frames[-1].done_child()
+            continue
         if not isinstance(event, yaml.NodeEvent):
             continue
         top = frames[-1] if frames else None
@@ -119,12 +127,7 @@ def check_events(text: str) -> None:
             path = top.child_path() if top is not None else ()
             frames.append(_Frame(path, isinstance(event, yaml.MappingStartEvent), event.anchor, nodes - 1))
             continue
-        if isinstance(event, yaml.CollectionEndEvent):
-            done = frames.pop()
-            if done.anchor is not None:
-                sizes[done.anchor] = nodes - done.start
-            top = frames[-1] if frames else None
-        elif isinstance(event, yaml.ScalarEvent) and event.anchor is not None:
+        if isinstance(event, yaml.ScalarEvent) and event.anchor is not None:
             sizes[event.anchor] = 1
         if top is not None:
             top.done_child()
@@ -136,10 +139,14 @@ def read_yaml(path: str) -> object:
     try:
         check_events(text)
         return yaml.safe_load(text)
+    except yaml.reader.ReaderError as err:  # a character YAML does not allow (NUL, most C0 controls)
+        line = text[: err.position].count("\n") + 1
+        raise ConfigError([f"{path}:{line}: invalid YAML: character {err.character!r} is not allowed"]) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
-        problem = getattr(err, "problem", None) or "invalid YAML"
+        said = [getattr(err, "context", None), getattr(err, "problem", None)]  # e.g. "while parsing…; found…"
+        problem = "; ".join(str(s) for s in said if s) or str(err)
         raise ConfigError([f"{where}: invalid YAML: {problem}"]) from None
     except ValueError as err:  # a scalar PyYAML resolves but cannot build (an int of 5,000 digits)
         raise ConfigError([f"{path}: invalid YAML: {err}"]) from None
