@@ -190,7 +190,6 @@ class Agent:
             self.log.exception("cannot apply the new configuration")
             self._reload_failed()
             return
-        self.runner.reload_ok, self.runner.reload_timestamp = True, time.time()
         self.notifier.notify("READY=1", "STATUS=configuration reloaded")
         self.log.info("configuration reloaded")
 
@@ -215,5 +214,7 @@ class Agent:
             self.log.info("now serving on %s", self.server.address)
         self.config = new
         self.log = self._setup_logging(new)
+        # Before the collectors' first run, whose render is the first to show it.
+        self.runner.reload_ok, self.runner.reload_timestamp = True, time.time()
         self._install_collectors(new)
         self._install_fleet(new, old)
