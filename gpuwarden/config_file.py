@@ -141,7 +141,9 @@ def read_yaml(path: str) -> object:
         return yaml.safe_load(text)
     except yaml.reader.ReaderError as err:  # a character YAML does not allow (NUL, most C0 controls)
         line = text[: err.position].count("\n") + 1
-        raise ConfigError([f"{path}:{line}: invalid YAML: character {err.character!r} is not allowed"]) from None
+        raise ConfigError(
+            [f"{path}:{line}: invalid YAML: character {err.character!r} is not allowed"]
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path

@@ -71,7 +71,9 @@ CORPUS = [
     pytest.param(b"agent: !custom {}\n", "agent: YAML tags are not allowed (found !custom)", id="custom tag"),
     pytest.param(BILLION_LAUGHS.encode(), "expands to more than 100000 values", id="billion laughs"),
     pytest.param(b"a: &x [*x]\n", "a[0]: alias *x refers to an unfinished", id="recursive alias"),
-    pytest.param(b"a: *nowhere\n", "a: alias *nowhere refers to an unfinished or unknown", id="undefined alias"),
+    pytest.param(
+        b"a: *nowhere\n", "a: alias *nowhere refers to an unfinished or unknown", id="undefined alias"
+    ),
     pytest.param(
         b"agent:\n  listen: 127.0.0.1:1\n  listen: 127.0.0.1:2\n",
         "agent.listen: key given twice",
