@@ -22,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gpuwarden.agent.registry import CollectorContext  # noqa: E402
 from gpuwarden.collectors.gpu import GpuCollector, GpuSettings  # noqa: E402
-from gpuwarden.config import AgentConfig  # noqa: E402
 from gpuwarden.paths import Paths  # noqa: E402
 
 SMI_FIELDS = (
@@ -35,7 +34,7 @@ MIB = 1024 * 1024
 
 
 def collector(slow_interval: float = 60.0) -> GpuCollector:
-    ctx = CollectorContext(Paths(), logging.getLogger("bench"), AgentConfig())
+    ctx = CollectorContext(Paths(), logging.getLogger("bench"))
     return GpuCollector(GpuSettings(slow_interval=slow_interval, nvml_events=False), ctx)
 
 
@@ -268,7 +267,7 @@ def main() -> int:
     c2.close()
 
     print("\n## 4. XID event thread")
-    ctx = CollectorContext(Paths(), logging.getLogger("bench"), AgentConfig())
+    ctx = CollectorContext(Paths(), logging.getLogger("bench"))
     watched = GpuCollector(GpuSettings(), ctx)
     list(watched.collect())
     time.sleep(3.5)

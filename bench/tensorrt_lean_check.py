@@ -81,13 +81,12 @@ def collector(model_dir: str, backend: str = "tensorrt", **settings: Any) -> Any
     from gpuwarden.agent.registry import CollectorContext
     from gpuwarden.collectors.engine.collector import EngineCollector
     from gpuwarden.collectors.engine.settings import EngineSettings
-    from gpuwarden.config import AgentConfig
     from gpuwarden.paths import Paths
 
     validated = EngineSettings.model_validate(
         {"enabled": True, "backend": backend, "model_dir": model_dir, "kernel_latency": "off", **settings}
     )
-    return EngineCollector(validated, CollectorContext(Paths(), logging.getLogger("check"), AgentConfig()))
+    return EngineCollector(validated, CollectorContext(Paths(), logging.getLogger("check")))
 
 
 def run_case(model_dir: str, tensorrt: dict[str, Any]) -> dict[str, Any]:
