@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
 
 import gpuwarden
@@ -32,7 +33,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     except OSError as err:  # only the listening socket can fail before the main loop runs
         key, listen = ("--listen", args.listen) if args.listen else ("agent.listen", cfg.agent.listen)
         if err.errno in LISTEN_CONFIG_ERRORS:
-            raise ConfigError([f"{key}: cannot listen on {listen}: {err.strerror}"]) from None
+            raise ConfigError([f"{key}: cannot listen on {listen}: {os.strerror(err.errno)}"]) from None
         print(f"gpuwarden: cannot start: {err}", file=sys.stderr)
         return 1
 

@@ -34,7 +34,7 @@ def read_text(path: str) -> str:
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        kind = "is a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        kind = "Is a directory" if stat.S_ISDIR(mode) else "not a regular file"
         raise ConfigError([f"{path}: cannot read: {kind}"])
     with os.fdopen(fd, "rb") as f:
         try:
@@ -104,7 +104,7 @@ def check_events(text: str) -> None:
                 raise _problem(frames, event, "a key must be a plain value, not a list, mapping or alias")
             if event.value in top.keys and event.value != "<<":
                 top.key = event.value
-                raise _problem(frames, event, "key given twice")
+                raise _problem(frames, event, f"duplicate key {event.value!r}")
             top.keys.add(event.value)
             if event.anchor is not None:
                 sizes[event.anchor] = 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -208,9 +209,8 @@ class Agent:
                 self.server = self._start_server(new)
             except OSError as err:
                 self.server = self._start_server(old)  # the old address was ours a moment ago
-                raise ConfigError(
-                    [f"agent.listen: cannot listen on {self.listen(new)}: {err.strerror}"]
-                ) from None
+                reason = os.strerror(err.errno) if err.errno else str(err)
+                raise ConfigError([f"agent.listen: cannot listen on {self.listen(new)}: {reason}"]) from None
             self.log.info("now serving on %s", self.server.address)
         self.config = new
         self.log = self._setup_logging(new)

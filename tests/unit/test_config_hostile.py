@@ -76,11 +76,13 @@ CORPUS = [
     ),
     pytest.param(
         b"agent:\n  listen: 127.0.0.1:1\n  listen: 127.0.0.1:2\n",
-        "agent.listen: key given twice",
+        "agent.listen: duplicate key 'listen'",
         id="dup key",
     ),
     pytest.param(
-        b"collectors:\n  node: {}\ncollectors: {}\n", "collectors: key given twice", id="dup section"
+        b"collectors:\n  node: {}\ncollectors: {}\n",
+        "collectors: duplicate key 'collectors'",
+        id="dup section",
     ),
     pytest.param(b"? [a, b]\n: 1\n", "a key must be a plain value", id="complex key"),
     pytest.param(b"~: 1\n", "None: ", id="null key"),
@@ -138,7 +140,7 @@ def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
 
 
 def test_a_directory_is_refused(tmp_path: Path) -> None:
-    assert check(tmp_path) == (78, f"config error: {tmp_path}: cannot read: is a directory\n")
+    assert check(tmp_path) == (78, f"config error: {tmp_path}: cannot read: Is a directory\n")
 
 
 def test_a_link_to_an_endless_device_is_refused(tmp_path: Path) -> None:
