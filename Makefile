@@ -5,10 +5,12 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 LISTEN ?= 127.0.0.1:9837
 # Debian packages the tests start for real: a 3-node ZooKeeper ensemble, Prometheus (+ promtool),
-# Alertmanager (+ amtool), node_exporter for the scrape benchmark, systemd-analyze for the unit files.
-DEBIAN_PACKAGES := zookeeper prometheus prometheus-alertmanager prometheus-node-exporter systemd curl ca-certificates openssl
+# Alertmanager (+ amtool), node_exporter for the scrape benchmark, systemd-analyze for the unit files;
+# and the Debian tools that build the .deb (`make dist`).
+DEBIAN_PACKAGES := zookeeper prometheus prometheus-alertmanager prometheus-node-exporter systemd curl ca-certificates openssl \
+	build-essential debhelper dh-virtualenv python3-venv python3-dev
 
-.PHONY: run demo test lint typecheck bench bench-gpu generate deps-debian venv clean
+.PHONY: run demo test lint typecheck bench bench-gpu generate deps-debian venv clean dist
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -61,5 +63,17 @@ bench-gpu: venv
 generate: venv
 	$(VENV)/bin/gpuwarden config-docs > docs/configuration.md
 
+# The wheel and sdist, and the Debian package (a virtualenv under /opt/gpuwarden, built by dh-virtualenv
+# from a copy of the working tree so that dpkg-buildpackage's outputs stay inside build/).
+dist: venv
+	rm -rf dist build/deb && mkdir -p dist build/deb/gpuwarden
+	$(PY) -m pip install -q build
+	$(PY) -m build --outdir dist . >/dev/null
+	git ls-files -z --cached --others --exclude-standard | \
+		tar --null --ignore-failed-read -T - -cf - | tar -x -C build/deb/gpuwarden
+	cd build/deb/gpuwarden && dpkg-buildpackage -us -uc -b >../build.log 2>&1 || { tail -40 ../build.log; exit 1; }
+	cp build/deb/*.deb dist/
+	@ls -1 dist
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -34,7 +34,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         key, listen = ("--listen", args.listen) if args.listen else ("agent.listen", cfg.agent.listen)
         if err.errno in LISTEN_CONFIG_ERRORS:
             raise ConfigError([f"{key}: cannot listen on {listen}: {os.strerror(err.errno)}"]) from None
-        print(f"gpuwarden: cannot start: {err}", file=sys.stderr)
+        where = f": {err.filename}" if err.filename else ""
+        print(f"gpuwarden: cannot start: {err.strerror or err}{where}", file=sys.stderr)
         return 1
 
 
@@ -100,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = fleet_sub.add_parser("ls", help="registered agents, their health, budget leases and the leader")
     fleet_cli.add_ls_arguments(p)
     p.set_defaults(func=fleet_cli.ls)
+    # --- remediation ---
+    from gpuwarden.remediations import cli as remediation_cli
+
+    p = sub.add_parser("runs", help="remediation runs from the local audit log")
+    remediation_cli.add_arguments(p)
+    p.set_defaults(func=remediation_cli.cli)
     # --- engine / worker ---
     from gpuwarden.worker import main as worker_main  # stdlib only; the model stack loads on start
 

@@ -32,6 +32,8 @@ from gpuwarden.config_file import read_yaml
 from gpuwarden.doctor.settings import DoctorSettings
 from gpuwarden.fleet.settings import FleetSettings
 from gpuwarden.paths import Paths
+from gpuwarden.remediations.registry import PLAYBOOKS
+from gpuwarden.remediations.section import RemediationSettings
 
 __all__ = ["EX_CONFIG", "AgentConfig", "ConfigError", "from_mapping", "load"]
 
@@ -127,6 +129,7 @@ class AgentConfig(StrictModel):
     collectors: CollectorsSettings = Field(default_factory=CollectorsSettings)  # type: ignore[valid-type]
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     doctor: DoctorSettings = Field(default_factory=DoctorSettings)
+    remediation: RemediationSettings = Field(default_factory=RemediationSettings)
 
     def collector_settings(self, name: str) -> Any:
         return getattr(self.collectors, name)
@@ -139,6 +142,15 @@ class AgentConfig(StrictModel):
         if zookeeper.enabled and not zookeeper.servers and not self.fleet.hosts:
             problems.append(
                 ("collectors.zookeeper.servers", "name the ensemble's servers (or set fleet.hosts)")
+            )
+        unknown = [n for n in self.fleet.budget.fail_open_playbooks if n not in PLAYBOOKS]
+        if unknown:
+            known = ", ".join(sorted(PLAYBOOKS))
+            problems.append(
+                (
+                    "fleet.budget.fail_open_playbooks",
+                    f"unknown playbook(s) {', '.join(unknown)} (known: {known})",
+                )
             )
         if problems:
             raise cross_section_error(problems)

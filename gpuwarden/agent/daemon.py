@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from gpuwarden.agent.sdnotify import Notifier
 from gpuwarden.agent.server import HTTPServer
 from gpuwarden.config import AgentConfig, ConfigError
 from gpuwarden.fleet.member import FleetMember, summarize
+from gpuwarden.remediations.engine import Engine, health_lookup
 
 # How often the fleet registration republishes this node's health summary.
 FLEET_REFRESH_SECONDS = 15.0
@@ -50,6 +52,8 @@ class Agent:
         )
         self.server: HTTPServer | None = None
         self.fleet: FleetMember | None = None
+        self.engine: Engine | None = None
+        self._unsubscribe: Callable[[], object] | None = None
         self._wake = threading.Event()
         self._stop = False
         self._reload = False
@@ -70,6 +74,7 @@ class Agent:
         self.scheduler.start()
         self._install_collectors(self.config)
         self._install_fleet(self.config, None)  # after the first collection: it registers real health
+        self._install_engine(self.config, None)
         names = ", ".join(self.runner.names()) or "none"
         self.notifier.notify("READY=1", f"STATUS=serving on {self.server.address}; collectors: {names}")
         self.log.info("first collection done; collectors: %s", names)
@@ -103,6 +108,7 @@ class Agent:
         closer.join(timeout=2.0)
 
     def _close_all(self) -> None:
+        self._install_engine(None, self.config)
         if self.fleet:
             self.fleet.stop()  # deletes the ephemeral registration now, not a session timeout later
         self.runner.close()
@@ -171,6 +177,30 @@ class Agent:
             self.scheduler.add_job(self.fleet.refresh, "interval", seconds=FLEET_REFRESH_SECONDS, id="fleet")
             self.log.info("joining fleet %s as %s", config.fleet.cluster, config.fleet.node_name())
 
+    def _install_engine(self, config: AgentConfig | None, old: AgentConfig | None) -> None:
+        """Start the remediation engine; on a changed `remediation:` section, replace it (its supervised
+        processes are stopped with it: the agent is their supervisor)."""
+        if config is not None and old is not None and old.remediation == config.remediation:
+            return
+        if self.engine is not None:
+            if self._unsubscribe:
+                self._unsubscribe()
+            self.runner.remove_source(self.engine)
+            self.engine.stop(stop_targets=True)
+            self.engine = None
+        if config is None or not config.remediation.enabled:
+            return
+        self.engine = Engine(
+            config.remediation,
+            health=health_lookup(self.health.results),
+            budget=lambda: self.fleet.budget if self.fleet else None,
+            log=self.log.getChild("remediation"),
+        ).start()
+        subscribe = getattr(self.health, "subscribe", None)  # the health stream's HealthStore.subscribe
+        self._unsubscribe = subscribe(self.engine.on_transition) if subscribe else None
+        self.runner.add_source(self.engine)
+        self.log.info("remediation engine started: %s", ", ".join(self.engine.playbooks) or "no playbooks")
+
     def reload(self) -> None:
         """Apply the config file again; one that cannot be read or applied leaves the running one in place.
 
@@ -218,3 +248,4 @@ class Agent:
         self.runner.reload_ok, self.runner.reload_timestamp = True, time.time()
         self._install_collectors(new)
         self._install_fleet(new, old)
+        self._install_engine(new, old)

@@ -15,8 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -26,6 +24,7 @@ import gpuwarden
 from gpuwarden.agent.health_store import HealthStore
 from gpuwarden.agent.registry import Collector, CollectorSettings
 from gpuwarden.catalog import Families, MetricSpec
+from gpuwarden.deadline import DeadlineExceeded, Lane
 from gpuwarden.health import HealthResult, State
 
 CATALOG = (
@@ -90,7 +89,7 @@ class CollectorState:
     last_success: float = 0.0
     errors: int = 0
     timeouts: int = 0
-    pending: Future[list[object]] | None = None
+    lane: Lane = field(default_factory=lambda: Lane("collect"))
 
 
 class Exposition:
@@ -114,6 +113,13 @@ class Runner:
         self._registry.register(_Snapshot(self))
         # The agent's own process metrics: this reads the agent's own /proc/self, not the host roots.
         self._registry.register(ProcessCollector(registry=None))
+
+    def add_source(self, source: object) -> None:
+        """Series that are not a collector's (the remediation engine's): rendered with every exposition."""
+        self._registry.register(source)  # type: ignore[arg-type]
+
+    def remove_source(self, source: object) -> None:
+        self._registry.unregister(source)  # type: ignore[arg-type]
 
     # -- collector set -------------------------------------------------------------------------------
     def set_collectors(self, collectors: dict[str, tuple[Collector, CollectorSettings]]) -> None:
@@ -150,20 +156,17 @@ class Runner:
             return False
         log = self.log.getChild(name)
         start = time.monotonic()
-        if state.pending is not None and not state.pending.done():
-            state.timeouts += 1
-            self._fail(name, state, 0.0, "previous run still hangs")
-            log.warning("skipped: previous run has not returned after %.1fs", time.monotonic() - start)
-            return False
-        future: Future[list[object]] = Future()
-        state.pending = future
-        threading.Thread(
-            target=_collect_into, args=(state.collector, future), name=f"collect-{name}", daemon=True
-        ).start()
         try:
-            items = future.result(timeout=state.settings.timeout)
-        except FutureTimeout:
+            items = state.lane.run(
+                lambda: list(state.collector.collect()), state.settings.timeout, name=f"collect-{name}"
+            )
+        except DeadlineExceeded as err:
             state.timeouts += 1
+            if err.busy:
+                self._fail(name, state, 0.0, "previous run still hangs")
+                hung_for = time.monotonic() - err.since
+                log.warning("skipped: previous run has not returned after %.1fs", hung_for)
+                return False
             self._fail(name, state, state.settings.timeout, f"timed out after {state.settings.timeout:g}s")
             log.warning("timed out after %gs", state.settings.timeout)
             return False
@@ -242,13 +245,6 @@ class _Snapshot:
 
     def collect(self) -> Iterator[Metric]:
         return self.runner.snapshot()
-
-
-def _collect_into(collector: Collector, future: Future[list[object]]) -> None:
-    try:
-        future.set_result(list(collector.collect()))
-    except BaseException as err:  # noqa: BLE001 - delivered to the waiting runner, never lost
-        future.set_exception(err)
 
 
 def _close(collector: Collector, name: str, log: logging.Logger) -> None:

@@ -100,7 +100,10 @@ class HTTPServer:
     ) -> None:
         host, port = parse_listen(listen)
         server_class = _Server6 if ":" in host else _Server
-        self._server = server_class((host, port), _Handler)
+        try:
+            self._server = server_class((host, port), _Handler)
+        except OSError as err:  # taken, or not an address of this host: say which one
+            raise OSError(err.errno, f"cannot listen on {listen}: {err.strerror}") from None
         self._server.runner, self._server.health, self._server.alive = runner, health, alive
         if tls.enabled:
             self._server.socket = ssl_context(tls).wrap_socket(self._server.socket, server_side=True)

@@ -53,7 +53,7 @@ class FleetMember:
         self.registration.update(self.summary())
 
     def acquire(self, playbook: str, timeout: float | None = None) -> Lease:
-        """A fleet budget lease for a disruptive playbook; raises BudgetDenied with the reason."""
+        """This node's fleet budget lease for a disruptive playbook; raises BudgetDenied with the reason."""
         return self.budget.acquire(playbook, timeout)
 
     @property

@@ -17,8 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from kazoo.client import KazooState
-from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.exceptions import (
+    ConnectionLoss,
+    KazooException,
+    NodeExistsError,
+    NoNodeError,
+    OperationTimeoutError,
+    SessionExpiredError,
+)
 from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.retry import ForceRetryError, KazooRetry
+from kazoo.retry import InterruptedError as RetryInterrupted
 
 from gpuwarden.fleet.client import FleetClient, log
 
@@ -127,21 +136,35 @@ class Registration:
     def _register_until_done(self) -> None:
         # start(), a CONNECTED and a failed update can each ask at about the same time: one at a time, and
         # whoever comes second finds the flag cleared instead of registering the node again.
+        zk = self.fleet.zk
+        # kazoo's own retry policy: connection losses are retried with a capped back-off until the node
+        # exists, the agent stops, or the session is LOST (then the listener asks again on the new one).
+        retry = KazooRetry(
+            max_tries=-1,
+            delay=0.1,
+            backoff=2,
+            max_delay=2.0,
+            ignore_expire=False,
+            interrupt=lambda: self._stopped.is_set() or zk.state == KazooState.LOST,
+        )
         with self._registering:
-            delay = 0.1
             while self._needs_register.is_set() and not self._stopped.is_set():
                 self._needs_register.clear()  # before the create: a LOST from here on asks again
                 try:
-                    self._register()
+                    retry(self._register_once)
                     self._dirty.clear()
-                except (KazooException, KazooTimeoutError) as err:
+                except KazooException as err:  # interrupted, session expired, or refused for good
                     self._needs_register.set()
-                    log.warning("fleet: registering %s failed (%s); retrying", self.path, err)
-                    if self._stopped.wait(delay):
-                        return
-                    delay = min(delay * 2, 2.0)
-                    if self.fleet.zk.state == KazooState.LOST:
-                        return  # the listener registers again once a new session is CONNECTED
+                    if not isinstance(err, RetryInterrupted | SessionExpiredError):
+                        log.error("fleet: cannot register %s: %s", self.path, err)
+                    return
+
+    def _register_once(self) -> None:
+        try:
+            self._register()
+        except (ConnectionLoss, OperationTimeoutError, KazooTimeoutError) as err:
+            log.warning("fleet: registering %s failed (%s); retrying", self.path, type(err).__name__)
+            raise ForceRetryError() from err
 
     def _register(self) -> None:
         zk = self.fleet.zk

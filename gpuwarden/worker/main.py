@@ -43,6 +43,8 @@ def _problems(args: argparse.Namespace) -> tuple[list[str], str | None]:
         problems.append("--memory-fraction: must be greater than 0 and at most 1")
     if args.max_concurrency < 1:
         problems.append("--max-concurrency: must be at least 1")
+    if args.model_dir and os.path.exists(args.model_dir) and not os.path.isdir(args.model_dir):
+        problems.append(f"--model-dir: {args.model_dir} is not a directory")
     if args.admin_token_file:
         try:
             with open(args.admin_token_file, encoding="utf-8") as f:

@@ -113,16 +113,25 @@ def test_after_session_expiry_the_agent_registers_again_on_its_new_session(
     assert record.health == "HEALTHY"
 
 
-def test_the_budget_grants_at_most_max_concurrent_leases_and_frees_one_on_release(agent: Agent) -> None:
+def test_the_budget_counts_nodes_grants_at_most_max_concurrent_and_frees_one_on_release(agent: Agent) -> None:
     budget = BudgetSettings(max_concurrent=2, acquire_timeout=1)
     budgets = [FleetBudget(agent(f"node-{i}", budget=budget), budget) for i in range(3)]
-    first = budgets[0].acquire("restart_worker")
-    second = budgets[1].acquire("reset_gpu")
-    with pytest.raises(BudgetDenied, match=r"busy: no lease within 0\.5s \(held by node-0:restart_worker, "):
-        budgets[2].acquire("restart_worker", timeout=0.5)
+    first = budgets[0].acquire("worker_restart")
+    second = budgets[1].acquire("gpu_quarantine")
+    # A second playbook on a node that already holds its lease does not take a second slot.
+    also_first = budgets[0].acquire("memory_fraction", timeout=0.5)
+    assert sorted(budgets[0].holders()) == [
+        "node-0 (memory_fraction, worker_restart)", "node-1 (gpu_quarantine)"
+    ]  # fmt: skip
+    busy = r"busy: no lease within 0\.5s \(held by node-0 \(memory_fraction, "
+    with pytest.raises(BudgetDenied, match=busy):
+        budgets[2].acquire("worker_restart", timeout=0.5)
     first.release()
-    third = budgets[2].acquire("restart_worker", timeout=5)
-    assert sorted(budgets[0].holders()) == ["node-1:reset_gpu", "node-2:restart_worker"]
+    assert budgets[0].held, "the node keeps its lease while one of its playbooks still uses it"
+    also_first.release()
+    assert not budgets[0].held
+    third = budgets[2].acquire("worker_restart", timeout=5)
+    assert sorted(budgets[0].holders()) == ["node-1 (gpu_quarantine)", "node-2 (worker_restart)"]
     second.release()
     third.release()
     assert budgets[0].holders() == []
@@ -159,7 +168,7 @@ def test_a_partitioned_agent_fails_closed_and_its_lease_goes_with_its_session(
         isolated = agent("isolated", hosts=proxy.address, budget=budget)
         healthy = agent("healthy", budget=budget)
         held = FleetBudget(isolated, budget).acquire("restart_worker")
-        assert not held.fail_open
+        assert not held.lost.is_set()
 
         proxy.cut()
         wait_for(lambda: not isolated.connected, timeout=5)
@@ -168,13 +177,15 @@ def test_a_partitioned_agent_fails_closed_and_its_lease_goes_with_its_session(
         ):
             FleetBudget(isolated, budget).acquire("restart_worker")
         # A playbook that is safe without coordination may be configured to go ahead, and says so.
-        lease = FleetBudget(isolated, budget).acquire("rotate_logs")
-        assert lease.fail_open and "fail open" in lease.reason
+        with pytest.raises(BudgetDenied, match="failing open") as denied:
+            FleetBudget(isolated, budget).acquire("rotate_logs")
+        assert denied.value.fail_open and denied.value.unreachable
+        assert held.lost.is_set(), "the held lease did not signal that its session was suspended"
 
         # The rest of the fleet is not stuck behind the cut-off holder: its session expires, the lease
         # with it, and the budget is free again.
         granted = FleetBudget(healthy, budget).acquire("restart_worker", timeout=15)
-        assert not granted.fail_open
+        assert not granted.lost.is_set()
         granted.release()
     finally:
         proxy.close()

@@ -107,13 +107,22 @@ def test_stopping_the_leader_degrades_with_a_new_leader_then_a_second_stop_loses
     assert "NO_QUORUM" in done.stdout
 
 
-def test_a_restricted_4lw_whitelist_is_unknown_with_the_fix_not_a_zero(
+def test_the_default_srvr_only_whitelist_is_judged_from_srvr(
     make_ensemble: Callable[..., Ensemble],
 ) -> None:
     ensemble = make_ensemble(whitelist="srvr")  # ZooKeeper's own default since 3.5.3
     verdict, status = check(ensemble.addresses, [], 1.0)
-    assert verdict.verdict is Verdict.UNKNOWN
-    assert {s.mode for s in status.values()} == {Mode.WHITELIST_BLOCKED}
+    assert verdict.verdict is Verdict.OK, verdict.reasons
+    assert sorted(s.mode for s in status.values()) == [Mode.FOLLOWER, Mode.FOLLOWER, Mode.LEADER]
+    assert "from srvr" in verdict.reasons[0]
     done = zk_check("--servers", ",".join(ensemble.addresses))
-    assert done.returncode == 3
-    assert "4lw.commands.whitelist" in done.stdout
+    assert done.returncode == 0, done.stdout
+
+
+def test_a_standalone_server_that_allows_only_srvr_is_ok(make_ensemble: Callable[..., Ensemble]) -> None:
+    server = make_ensemble(size=1, whitelist="srvr", standalone=True)
+    verdict, status = check(server.addresses, [], 1.0)
+    assert verdict.verdict is Verdict.OK, verdict.reasons
+    assert status[server.addresses[0]].mode is Mode.STANDALONE
+    done = zk_check("--servers", server.addresses[0])
+    assert done.returncode == 0, done.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.integration.zk_ensemble import Ensemble, Member, four_letter
@@ -38,22 +39,37 @@ def capture(out: Path) -> None:
         save("two_killed", "read_only", new_leader)
     finally:
         ens.close()
-    # ZooKeeper always allows srvr (zkServer.sh status needs it), so "srvr" is the tightest whitelist.
-    for whitelist, state in (("srvr", "whitelist_srvr_only"),):
-        ens = Ensemble(whitelist=whitelist)
-        try:
-            for m in ens.members:
-                ens.run(m)
-            deadline = time.monotonic() + 30
-            while not any(m.mode() == "leader" for m in ens.members) and time.monotonic() < deadline:
-                time.sleep(0.3)
-            time.sleep(1.0)
-            save(state, "server", ens.members[0])
-        finally:
-            ens.close()
+    capture_whitelisted(out, save)
+
+
+def capture_whitelisted(out: Path, save: Callable[[str, str, Member], None]) -> None:
+    """ZooKeeper's default whitelist since 3.5.3 (`srvr` only): an ensemble and a standalone server."""
+    ens = Ensemble(whitelist="srvr").start()
+    try:
+        leader = ens.wait_serving()
+        save("whitelist_srvr_only", "leader", leader)
+        save("whitelist_srvr_only", "server", ens.followers()[0])
+    finally:
+        ens.close()
+    ens = Ensemble(size=1, whitelist="srvr", standalone=True).start()
+    try:
+        save("whitelist_srvr_only", "standalone", ens.members[0])
+    finally:
+        ens.close()
 
 
 if __name__ == "__main__":
     import sys
 
-    capture(Path(sys.argv[1]))
+    if sys.argv[2:] == ["--whitelisted"]:
+        target = Path(sys.argv[1])
+
+        def save(state: str, name: str, m: Member) -> None:
+            for command in ("ruok", "srvr", "mntr", "isro"):
+                path = target / state / f"{name}.{command}"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(four_letter(m.client_port, command))
+
+        capture_whitelisted(target, save)
+    else:
+        capture(Path(sys.argv[1]))

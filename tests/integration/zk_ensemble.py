@@ -82,6 +82,7 @@ class Ensemble:
 
     size: int = 3
     whitelist: str = "*"
+    standalone: bool = False  # one server, no server.N lines: Mode standalone (zookeeperStarted guide)
     tick_ms: int = 500
     members: list[Member] = field(default_factory=list)
 
@@ -97,6 +98,8 @@ class Ensemble:
             f"server.{m.myid}=127.0.0.1:{m.quorum_port}:{m.election_port}:participant;127.0.0.1:{m.client_port}"
             for m in self.members
         )
+        if self.standalone:
+            servers = "standaloneEnabled=true"  # the last standaloneEnabled line wins
         for m in self.members:
             # initLimit/syncLimit in ticks; a 500 ms tick keeps elections short on a busy 2-core runner.
             (m.workdir / "zoo.cfg").write_text(
@@ -162,6 +165,8 @@ class Ensemble:
                     raise RuntimeError(f"ZooKeeper server {m.myid} exited:\n{tail}")
             leader = self.leader()
             running = [m for m in self.members if m.proc is not None]
+            if self.standalone and self.members[0].mode() == "standalone":
+                return self.members[0]
             # A follower counts as synced on the leader before it serves clients itself: wait for both.
             if leader is not None and all(m.mode() in ("leader", "follower") for m in running):
                 mntr = four_letter(leader.client_port, "mntr")

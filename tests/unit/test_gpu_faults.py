@@ -101,7 +101,8 @@ def test_an_nvml_xid_79_event_is_counted_and_asks_for_a_reboot() -> None:
     finally:
         c.close()
     uuid = recording("h200-xid79")["devices"][0]["uuid"]["value"]
-    assert f'gpuwarden_gpu_xid_errors_total{{gpu="0",uuid="{uuid}",xid="79"}} 1.0' in text
+    labels = f'gpu="0",gpu_instance="",uuid="{uuid}",xid="79"'
+    assert f"gpuwarden_gpu_xid_errors_total{{{labels}}} 1.0" in text
     assert 'gpuwarden_gpu_xid_last_seen_timestamp_seconds{gpu="0"' in text
     xid = health(results, "gpu0.xid")
     assert (xid.state, xid.suggested_action) == (State.UNHEALTHY, Action.REBOOT_NODE)
@@ -137,7 +138,7 @@ def test_kernel_log_xids_map_to_the_gpu_by_pci_id(tmp_path: Path) -> None:
         c.close()
     text = exposition(ms)
     # The real H200's PCI id is 00000000:00:06.0; the kernel log says PCI:0000:00:06.
-    assert 'gpuwarden_gpu_xid_errors_total{gpu="0",uuid="GPU-' in text
+    assert 'gpuwarden_gpu_xid_errors_total{gpu="0",gpu_instance="",uuid="GPU-' in text
     assert 'xid="119"} 1.0' in text
     assert 'xid="79"} 1.0' in text  # the XID 79 line and the "fallen off the bus" line are one event
     xid = health(results, "gpu0.xid")

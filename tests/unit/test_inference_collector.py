@@ -319,7 +319,7 @@ def test_a_bad_answer_is_unknown_with_its_reason(
             "collectors.inference.mapping.errors.match: label status: invalid regular expression",
         ),
         ({"mapping": {"errors": {"name": "x"}}}, "collectors.inference.mapping.errors.name: unknown key"),
-        ({"profile": "tgi"}, "collectors.inference.profile: must be one of"),
+        ({"profile": "tensorrt-llm"}, "collectors.inference.profile: must be one of"),
     ],
 )
 def test_bad_config_names_the_key_path(section: dict[str, Any], problem: str) -> None:

@@ -21,7 +21,7 @@ def closed_port() -> int:
 def test_zk_check_with_a_bad_server_address_exits_78_naming_the_flag(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert cli.main(["zookeeper", "check", "--servers", "zk1:2181,zk2:notaport"]) == 78
+    assert cli.main(["zookeeper", "check", "--servers", "127.0.0.1:2181,zk2:notaport"]) == 78
     assert (
         capsys.readouterr().err
         == "config error: --servers: 'zk2:notaport': port must be a number from 1 to 65535\n"

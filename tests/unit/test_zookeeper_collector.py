@@ -18,7 +18,7 @@ from gpuwarden.agent.context import collector_context
 from gpuwarden.agent.registry import CollectorContext
 from gpuwarden.catalog import catalog_names
 from gpuwarden.collectors.zookeeper import collector as zk
-from gpuwarden.collectors.zookeeper.parse import Mode, ServerStatus
+from gpuwarden.collectors.zookeeper.parse import Mode, Reply, ServerStatus, classify
 from gpuwarden.collectors.zookeeper.probe import four_letter, probe_server
 from gpuwarden.collectors.zookeeper.verdict import judge
 from gpuwarden.config import AgentConfig
@@ -33,15 +33,24 @@ CASES = {
     "all_up": {A: "all_up/leader", B: "all_up/follower", C: "all_up/follower"},
     "leader_killed": {A: None, B: "leader_killed/leader", C: "leader_killed/follower", OBS: None},
     "two_killed": {A: None, B: "two_killed/read_only", C: None, OBS: None},
-    "whitelist_srvr_only": {a: "whitelist_srvr_only/server" for a in (A, B, C, OBS)},
+    "whitelist_srvr_only": {
+        A: "whitelist_srvr_only/leader",
+        B: "whitelist_srvr_only/server",
+        C: "whitelist_srvr_only/server",
+    },
 }
+REFUSED = "is not executed because it is not in the whitelist."
 
 
 def items(case: str) -> tuple[list[Metric], list[HealthResult]]:
-    status = {
-        a: recorded(c, a) if c else ServerStatus(a, Mode.UNREACHABLE, detail="ruok: Connection refused")
-        for a, c in CASES[case].items()
-    }
+    if case == "whitelist_blocked":  # srvr refused too: nothing can decide
+        r = {c: Reply(f"{c} {REFUSED}") for c in ("ruok", "srvr", "mntr", "isro")}
+        status = {a: classify(a, r["ruok"], r["srvr"], r["mntr"], r["isro"]) for a in (A, B, C)}
+    else:
+        status = {
+            a: recorded(c, a) if c else ServerStatus(a, Mode.UNREACHABLE, detail="ruok: Connection refused")
+            for a, c in CASES[case].items()
+        }
     # probe_seconds is wall time; pin it so the golden file is stable
     status = {a: replace(s, probe_seconds=0.004) for a, s in status.items()}
     observers = [OBS] if OBS in status else []
@@ -65,7 +74,8 @@ def test_a_healthy_ensemble_emits_exactly_the_catalog() -> None:
         ("all_up", State.HEALTHY, "OK"),
         ("leader_killed", State.DEGRADED, "2 of 3 voters in sync"),
         ("two_killed", State.UNHEALTHY, "NO_QUORUM"),
-        ("whitelist_srvr_only", State.UNKNOWN, "4lw.commands.whitelist"),
+        ("whitelist_srvr_only", State.HEALTHY, "from srvr"),
+        ("whitelist_blocked", State.UNKNOWN, "4lw.commands.whitelist"),
     ],
 )
 def test_the_verdict_and_its_reasons_go_to_health(case: str, state: State, words: str) -> None:
@@ -75,7 +85,7 @@ def test_the_verdict_and_its_reasons_go_to_health(case: str, state: State, words
 
 
 def test_an_unknown_verdict_exports_no_quorum_ok_rather_than_a_zero() -> None:
-    metrics, _ = items("whitelist_srvr_only")
+    metrics, _ = items("whitelist_blocked")
     names = {m.name for m in metrics}
     assert "gpuwarden_zookeeper_quorum_ok" not in names
     assert "gpuwarden_zookeeper_tolerable_failures" not in names

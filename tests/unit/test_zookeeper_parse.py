@@ -21,7 +21,9 @@ from tests.fixtures.zookeeper.support import FIXTURES, recorded, replies
         ("two_killed/leader_alone", Mode.LEADER),
         ("two_killed/not_serving", Mode.NOT_SERVING),
         ("two_killed/read_only", Mode.READ_ONLY),
-        ("whitelist_srvr_only/server", Mode.WHITELIST_BLOCKED),
+        ("whitelist_srvr_only/leader", Mode.LEADER),
+        ("whitelist_srvr_only/server", Mode.FOLLOWER),
+        ("whitelist_srvr_only/standalone", Mode.STANDALONE),
     ],
 )
 def test_each_recorded_server_state_is_classified_as_what_it_was(case: str, mode: Mode) -> None:
@@ -61,12 +63,18 @@ def test_a_pre_3_6_server_reporting_zk_followers_is_read_through_the_old_name() 
     assert status.stat("zk_learners", "zk_followers") == 2
 
 
-def test_a_refused_mntr_is_whitelist_blocked_and_names_the_mode_srvr_gave() -> None:
+def test_a_refused_mntr_takes_the_mode_srvr_gives_and_says_so() -> None:
     status = recorded("whitelist_srvr_only/server")
-    assert status.mode is Mode.WHITELIST_BLOCKED
-    assert "mntr is not in 4lw.commands.whitelist" in status.detail
-    assert "Mode: follower" in status.detail
+    assert status.mode is Mode.FOLLOWER and status.mntr_refused
+    assert status.stats["zk_avg_latency"] == 0.0  # srvr's latency line still gives latency
     assert status.ruok is None  # ruok was refused too: unknown, not "dead"
+
+
+def test_a_server_that_refuses_srvr_and_mntr_is_whitelist_blocked() -> None:
+    refused = Reply("srvr is not executed because it is not in the whitelist.")
+    mntr = Reply("mntr is not executed because it is not in the whitelist.")
+    status = classify("10.0.0.1:2181", refused, refused, mntr, refused)
+    assert status.mode is Mode.WHITELIST_BLOCKED and "4lw.commands.whitelist" in status.detail
 
 
 def test_srvr_fields_parse_including_the_read_only_banner() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gpuwarden.collectors.zookeeper.parse import Mode, ServerStatus
+from gpuwarden.collectors.zookeeper.parse import Mode, Reply, ServerStatus, classify
 from gpuwarden.collectors.zookeeper.verdict import Verdict, judge, majority
-from tests.fixtures.zookeeper.support import recorded
+from tests.fixtures.zookeeper.support import FIXTURES, recorded
 
 A, B, C = "10.0.0.1:2181", "10.0.0.2:2181", "10.0.0.3:2181"
 
@@ -52,12 +54,51 @@ def test_a_survivor_answering_imok_is_not_taken_as_quorum() -> None:
         assert any("imok" in r for r in v.reasons), v.reasons
 
 
-def test_a_restricted_whitelist_is_unknown_and_says_how_to_fix_it() -> None:
-    status = {a: recorded("whitelist_srvr_only/server", a) for a in (A, B, C)}
+def test_the_default_srvr_only_whitelist_judges_the_quorum_from_srvr() -> None:
+    status = {
+        A: recorded("whitelist_srvr_only/leader", A),
+        B: recorded("whitelist_srvr_only/server", B),
+        C: recorded("whitelist_srvr_only/server", C),
+    }
     v = judge([A, B, C], [], status)
+    assert (v.verdict, v.leader, v.synced_voters, v.tolerable_failures) == (Verdict.OK, A, 3, 1)
+    assert "from srvr" in v.reasons[0]
+    status[C] = down(C)
+    assert judge([A, B, C], [], status).verdict is Verdict.DEGRADED
+
+
+def test_a_standalone_server_that_allows_only_srvr_is_ok() -> None:
+    v = judge([A], [], {A: recorded("whitelist_srvr_only/standalone", A)})
+    assert (v.verdict, v.tolerable_failures) == (Verdict.OK, 0)
+
+
+def test_a_whitelist_that_refuses_srvr_too_is_unknown_and_says_how_to_fix_it() -> None:
+    refused = Reply("srvr is not executed because it is not in the whitelist.")
+    blocked = classify(
+        A, refused, refused, Reply("mntr is not executed because it is not in the whitelist."), refused
+    )
+    v = judge([A, B, C], [], {A: blocked, B: blocked, C: blocked})
     assert v.verdict is Verdict.UNKNOWN
     assert v.quorum_ok is None and v.tolerable_failures is None and v.exit_code == 3
     assert "4lw.commands.whitelist" in " ".join(v.reasons)
+
+
+def test_non_voting_followers_do_not_count_toward_the_quorum() -> None:
+    # The recorded 3.8.0 leader reports zk_synced_non_voting_followers 0; during a reconfig one of its two
+    # synced followers is non-voting (apache/zookeeper Commands.java counts it in zk_synced_followers too).
+    leader = recorded("all_up/leader", A)
+    reconfig = replace(leader, stats={**leader.stats, "zk_synced_non_voting_followers": 1.0})
+    status = {A: reconfig, B: recorded("all_up/follower", B), C: recorded("all_up/follower", C)}
+    v = judge([A, B, C], [], status)
+    assert (v.verdict, v.synced_voters, v.tolerable_failures) == (Verdict.DEGRADED, 2, 0)
+
+
+def test_a_3_5_leader_without_zk_learners_or_non_voting_counts_is_judged() -> None:
+    mntr = (FIXTURES / "versions" / "3.5.5-leader.mntr").read_text()
+    status = classify(A, Reply(""), Reply(""), Reply(mntr), Reply(""))
+    assert status.mode is Mode.LEADER and status.stat("zk_learners", "zk_followers") == 0
+    v = judge([A], [], {A: status})
+    assert (v.verdict, v.synced_voters) == (Verdict.OK, 1)
 
 
 def test_two_leaders_are_a_split() -> None:

@@ -78,6 +78,7 @@ class GpuCollector:
             settings.xid_lookback,
             settings.xid_escalate_after,
             settings.xid_escalate_window,
+            settings.xid_burst_window,
         )
 
     @property

@@ -2,8 +2,10 @@
 
 NVML events cannot report XID 79, 119 and 120 (DCGM maintainers, NVIDIA/DCGM#162) and miss 62
 (NVIDIA/DCGM#235); newer drivers log "fallen off the bus" without an XID number (gpud#1209), which is
-XID 79 in effect. Line formats follow the NVIDIA driver's NVRM messages, as matched by gpud's xid/kmsg.go:
+XID 79 in effect. Line formats follow the NVIDIA driver's NVRM messages (open-gpu-kernel-modules
+src/nvidia/src/kernel/gpu/rc/kernel_rc_notification.c), as matched by gpud's xid/kmsg.go:
   NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, GPU has fallen off the bus.
+  NVRM: Xid (PCI:0000:3b:00 GPU-I:05 GPU-CI:00): 31, pid=..., name=..., <message>   (MIG attribution)
   NVRM: GPU 0000:3b:00.0: GPU has fallen off the bus.
 """
 
@@ -12,8 +14,12 @@ from __future__ import annotations
 import errno
 import os
 import re
+from dataclasses import dataclass
 
-XID_LINE = re.compile(r"NVRM: Xid \((?:PCI:)?([0-9a-fA-F:.]+)\)[^:]*: (\d+),")
+# The driver attributes an XID to a MIG GPU instance (and compute instance) inside the parenthesis.
+XID_LINE = re.compile(
+    r"NVRM: Xid \((?:PCI:)?([0-9a-fA-F:.]+)(?:\s+GPU-I:(\d+))?(?:\s+GPU-CI:(\d+))?\)[^:]*: (\d+),\s*(.*)"
+)
 OFF_BUS = re.compile(
     r"NVRM: .*?(?:PCI:)?([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}).*fallen off the bus"
 )
@@ -26,19 +32,31 @@ def pci_key(bus_id: str) -> tuple[int, int, int] | None:
     return (int(m.group(1), 16), int(m.group(2), 16), int(m.group(3), 16)) if m else None
 
 
-def parse_line(message: str) -> tuple[tuple[int, int, int] | None, int, str] | None:
-    """A kernel log message → (PCI key, XID, form), or None when it is not about an XID.
+@dataclass(frozen=True)
+class KmsgXid:
+    """One kernel-log line about an XID."""
 
-    `form` is "xid" for an `Xid (...): N,` line and "text" for the bare "fallen off the bus" line: the
-    driver often logs both for one event, so they count as two sources of one error (see XidLedger.add)."""
+    pci: tuple[int, int, int] | None  # (domain, bus, device), None when the line names no GPU
+    xid: int
+    form: str  # "xid" for an `Xid (...): N,` line, "text" for the bare "fallen off the bus" line
+    gpu_instance: str = ""  # the MIG GPU instance the driver attributes the XID to ("" without MIG)
+    message: str = ""  # the text after the XID number (NVLink5 decode words, XID 154's new action)
+
+
+def parse_line(message: str) -> KmsgXid | None:
+    """A kernel log message → the XID it reports, or None when it is not about an XID.
+
+    The driver often logs both forms for one XID 79, so they count as two sources of one error (see
+    XidLedger.add)."""
     m = XID_LINE.search(message)
     if m:
-        return pci_key(m.group(1)), int(m.group(2)), "xid"
+        instance = str(int(m.group(2))) if m.group(2) else ""
+        return KmsgXid(pci_key(m.group(1)), int(m.group(4)), "xid", instance, m.group(5).strip())
     m = OFF_BUS.search(message)
     if m:
-        return pci_key(m.group(1)), 79, "text"
+        return KmsgXid(pci_key(m.group(1)), 79, "text")
     if "NVRM:" in message and "fallen off the bus" in message:
-        return None, 79, "text"
+        return KmsgXid(None, 79, "text")
     return None
 
 

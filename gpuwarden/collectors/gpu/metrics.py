@@ -129,8 +129,19 @@ CATALOG = (
         "bytes",
     ),
     _g("recovery_action", "1 for the recovery action the driver asks for now.", ("action",)),
-    _g("xid_errors_total", "XID errors seen since the agent started.", ("xid",), kind="counter"),
-    _g("xid_last_seen_timestamp_seconds", "Unix time an XID was last seen.", ("xid",), "seconds"),
+    # gpu_instance: the MIG GPU instance the driver attributes the XID to ("" for the whole GPU).
+    _g(
+        "xid_errors_total",
+        "XID errors seen since the agent started.",
+        ("xid", "gpu_instance"),
+        kind="counter",
+    ),
+    _g(
+        "xid_last_seen_timestamp_seconds",
+        "Unix time an XID was last seen.",
+        ("xid", "gpu_instance"),
+        "seconds",
+    ),
 )
 
 

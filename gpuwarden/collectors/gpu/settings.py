@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from gpuwarden.agent.registry import CollectorSettings
-from gpuwarden.collectors.gpu.xid import LADDER
+from gpuwarden.collectors.gpu.xid_table import LADDER
 from gpuwarden.health import Action
 
 
@@ -49,10 +49,17 @@ class GpuSettings(CollectorSettings):
     xid_escalate_after: int = Field(
         3,
         ge=1,
-        description="the same XID this many times within xid_escalate_window escalates its action one step",
+        description="this many faults of one XID within xid_escalate_window escalate its action one step",
     )
     xid_escalate_window: float = Field(
         86400.0, gt=0, description="window for counting XID repeats, in seconds"
+    )
+    # A hung GPU repeats its XID whenever something calls into it (gpud's XID 119 capture: three lines
+    # 6 s apart, then one every 3 minutes); five quiet minutes end the fault.
+    xid_burst_window: float = Field(
+        300.0,
+        gt=0,
+        description="reports of the same XID on the same GPU less than this many seconds apart are one fault",
     )
     xid_dedup_window: float = Field(
         10.0,

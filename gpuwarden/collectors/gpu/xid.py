@@ -1,58 +1,32 @@
-"""XID catalog, de-duplication across sources, and escalation on repeats.
+"""XID faults: de-duplication across sources, grouping of repeated lines into faults, escalation.
 
-Default actions follow NVIDIA's XID catalog ("Resolution Bucket (Immediate Action)", as embedded in
-NVSentinel and gpud's catalog_generated.go): RESTART_APP → restart the worker, RESET_GPU → reset the GPU,
-RESTART_BM → reboot the node, CONTACT_SUPPORT → inspect the hardware, IGNORE → none. Operators override
-per XID in config (gpud --xid-thresholds, NVSentinel overrides). A repeat escalates one rung: the same XID
-`escalate_after` times within `escalate_window` means the last action did not help (gpud escalates to
-hardware inspection after 2 reboots; NVSentinel after 5 in 24 h).
+Each XID's action is NVIDIA's immediate action (xid_table.py maps NVIDIA's catalog); the message can name
+a different one (NVLink5 decode for 144-150, the new recovery action for 154). Operators override per
+XID in config (gpud --xid-thresholds, NVSentinel overrides).
+
+A *fault* is what escalation counts, not a log line: the driver prints one fault's XID many times within
+milliseconds, and a hung GPU repeats its XID for minutes. Lines of the same XID on the same GPU (and GPU
+instance) less than `burst_window` seconds apart are one fault; `escalate_after` faults within
+`escalate_window` mean the last action did not help, and the action goes one rung up (gpud escalates to
+hardware inspection after 2 reboots; NVSentinel after 5 faults in 24 h).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gpuwarden.collectors.gpu.backend import XidEvent
+from gpuwarden.collectors.gpu.xid_table import LADDER, XID_TABLE, judge_message
 from gpuwarden.health import Action, State
 
-# XID → (what it means, NVIDIA's immediate action). Sources disagree on 45/63/94/121; NVIDIA's wins.
-CATALOG: dict[int, tuple[str, Action]] = {
-    13: ("graphics engine exception", Action.RESTART_WORKER),
-    31: ("GPU memory page (MMU) fault", Action.RESTART_WORKER),
-    43: ("GPU stopped processing (application fault)", Action.NONE),
-    45: ("preemptive cleanup after an earlier error", Action.NONE),
-    46: ("GPU stopped responding (timeout)", Action.RESET_GPU),
-    48: ("double-bit ECC error", Action.RESET_GPU),
-    61: ("internal micro-controller breakpoint", Action.INSPECT_HARDWARE),
-    62: ("internal micro-controller halt", Action.RESET_GPU),
-    63: ("row remap / page retirement recorded", Action.NONE),  # the remapped-rows check judges this
-    64: ("row remap / page retirement failed", Action.RESET_GPU),
-    74: ("NVLink error", Action.INSPECT_HARDWARE),
-    79: ("GPU has fallen off the bus", Action.REBOOT_NODE),
-    92: ("high single-bit ECC error rate", Action.NONE),
-    94: ("contained ECC error", Action.RESTART_WORKER),
-    95: ("uncontained ECC error", Action.RESET_GPU),
-    109: ("context switch timeout", Action.RESET_GPU),
-    119: ("GSP RPC timeout", Action.RESET_GPU),
-    120: ("GSP firmware error", Action.RESET_GPU),
-    121: ("C2C link corrected error", Action.NONE),
-    136: ("link training failure", Action.RESET_GPU),
-    140: ("unrecovered ECC error", Action.RESET_GPU),
-    143: ("GPU initialization failure", Action.RESET_GPU),
-    155: ("NVLink software-defined error", Action.RESET_GPU),
-    156: ("resource retirement event", Action.RESET_GPU),
-    158: ("GPU fatal timeout", Action.RESET_GPU),
-}
-# NVLink5 XIDs 144-150 need their intrinfo decoded (NVIDIA "Xid 144-150 Decode"); until then, inspect.
-CATALOG.update({xid: ("NVLink5 fabric error", Action.INSPECT_HARDWARE) for xid in range(144, 151)})
-
-LADDER = (Action.NONE, Action.RESTART_WORKER, Action.RESET_GPU, Action.REBOOT_NODE, Action.INSPECT_HARDWARE)
+__all__ = ["LADDER", "Verdict", "XidLedger", "describe", "state_for"]
 
 
 def describe(xid: int) -> str:
-    return CATALOG.get(xid, ("not in the catalog", Action.INSPECT_HARDWARE))[0]
+    entry = XID_TABLE.get(xid)
+    return entry.description if entry else "not in NVIDIA's catalog"
 
 
 def state_for(action: Action) -> State:
@@ -70,8 +44,23 @@ class Verdict:
     action: Action
 
 
+@dataclass
+class Fault:
+    """One fault: every line of one XID on one GPU instance until a quiet gap of `burst_window`."""
+
+    first: float
+    last: float
+    action: Action
+    note: str = ""  # what the message said (NVLink5 decode, XID 154's recovery action)
+    lines: int = 1
+    sources: set[str] = field(default_factory=set)
+
+
+Key = tuple[str, int]  # (gpu, xid)
+
+
 class XidLedger:
-    """Counts XIDs per (gpu, xid), drops the same event seen by both sources, judges a GPU's health."""
+    """Counts XID reports per (gpu, xid), groups them into faults, judges a GPU's health."""
 
     def __init__(
         self,
@@ -80,50 +69,89 @@ class XidLedger:
         lookback: float = 86400.0,
         escalate_after: int = 3,
         escalate_window: float = 86400.0,
+        burst_window: float = 300.0,
     ) -> None:
         self.overrides = dict(overrides or {})
         self.dedup_window = dedup_window
         self.lookback = lookback
         self.escalate_after = escalate_after
         self.escalate_window = escalate_window
-        self.counts: dict[tuple[str, int], int] = defaultdict(int)
-        self.last_seen: dict[tuple[str, int], float] = {}
-        self._recent: dict[tuple[str, int], list[tuple[str, float]]] = defaultdict(list)
+        self.burst_window = burst_window
+        # Reports since the agent started (a counter), per (gpu, xid) and GPU instance ("" without MIG).
+        self.counts: dict[tuple[str, int, str], int] = defaultdict(int)
+        self.last_seen: dict[tuple[str, int, str], float] = {}
+        self._recent: dict[Key, list[tuple[str, float]]] = defaultdict(list)  # (source, time), for dedup
+        self._faults: dict[tuple[str, int, str], list[Fault]] = defaultdict(list)
 
-    def action(self, xid: int) -> Action:
-        return self.overrides.get(xid, CATALOG.get(xid, ("", Action.INSPECT_HARDWARE))[1])
+    def action(self, xid: int, message: str = "") -> tuple[Action, str]:
+        """The action for one report of `xid`, and what its message said; an override always wins."""
+        if xid in self.overrides:
+            return self.overrides[xid], ""
+        said = judge_message(xid, message) if message else None
+        if said is not None:
+            return said
+        entry = XID_TABLE.get(xid)
+        return (entry.action if entry else Action.INSPECT_HARDWARE), ""
 
-    def add(self, event: XidEvent, gpu: str) -> bool:
+    def add(self, event: XidEvent, gpu: str, gpu_instance: str = "", message: str = "") -> bool:
         """Record `event` for `gpu` (an index, or a PCI id when the index is unknown); False if a duplicate.
 
-        NVML's event and the kernel log line are two views of one error: the same XID on the same GPU
-        from the other source within `dedup_window` seconds is not counted twice."""
+        NVML's event and the kernel log line are two views of one report: the same XID on the same GPU
+        from the other source within `dedup_window` seconds is not counted twice. Its message still
+        refines the fault (NVML events carry no text)."""
         key = (gpu, event.xid)
         recent = self._recent[key]
-        if any(src != event.source and abs(t - event.time) <= self.dedup_window for src, t in recent):
-            return False
-        recent.append((event.source, event.time))
-        horizon = event.time - max(self.lookback, self.escalate_window)
-        self._recent[key] = [(s, t) for s, t in recent if t >= horizon]
-        self.counts[key] += 1
-        self.last_seen[key] = max(self.last_seen.get(key, 0.0), event.time)
-        return True
+        action, note = self.action(event.xid, message)
+        duplicate = any(src != event.source and abs(t - event.time) <= self.dedup_window for src, t in recent)
+        if not duplicate:
+            recent.append((event.source, event.time))
+            horizon = event.time - max(self.lookback, self.escalate_window) - self.burst_window
+            self._recent[key] = [(s, t) for s, t in recent if t >= horizon]
+            counter = (gpu, event.xid, gpu_instance)
+            self.counts[counter] += 1
+            self.last_seen[counter] = max(self.last_seen.get(counter, 0.0), event.time)
+        self._fault(gpu, event, gpu_instance, action, note, duplicate)
+        return not duplicate
+
+    def _fault(
+        self, gpu: str, event: XidEvent, instance: str, action: Action, note: str, duplicate: bool
+    ) -> None:
+        faults = self._faults[(gpu, event.xid, instance)]
+        bw = self.burst_window
+        current = next((f for f in faults if f.first - bw < event.time < f.last + bw), None)
+        if current is None:
+            faults.append(Fault(event.time, event.time, action, note, sources={event.source}))
+            faults.sort(key=lambda f: f.first)
+            horizon = event.time - max(self.lookback, self.escalate_window) - bw
+            self._faults[(gpu, event.xid, instance)] = [f for f in faults if f.last >= horizon]
+            return
+        current.first, current.last = min(current.first, event.time), max(current.last, event.time)
+        current.lines += 0 if duplicate else 1
+        current.sources.add(event.source)
+        if event.xid == 154 and note:
+            current.action, current.note = action, note  # the latest recovery action replaces the earlier
+        elif LADDER.index(action) > LADDER.index(current.action) or (note and not current.note):
+            current.action, current.note = max(action, current.action, key=LADDER.index), note
 
     def verdict(self, gpu: str, now: float) -> Verdict:
         worst: tuple[int, Action, str] = (0, Action.NONE, "")
-        for (g, xid), events in self._recent.items():
-            times = [t for _, t in events if t >= now - self.lookback]
-            if g != gpu or not times:
+        for (g, xid, instance), faults in self._faults.items():
+            live = [f for f in faults if f.last >= now - self.lookback]
+            if g != gpu or not live:
                 continue
-            action = self.action(xid)
-            repeats = len([t for t in times if t >= now - self.escalate_window])
-            note = ""
+            # One fault's action: XID 154's latest word, otherwise the worst of the faults in the lookback.
+            latest = live[-1] if xid == 154 else max(live, key=lambda f: LADDER.index(f.action))
+            action = latest.action
+            repeats = len([f for f in live if f.last >= now - self.escalate_window])
+            where = f" on GPU instance {instance}" if instance else ""
+            note = f": {latest.note}" if latest.note else ""
+            suffix = ""
             if action is not Action.NONE and repeats >= self.escalate_after:
                 action = LADDER[min(LADDER.index(action) + 1, len(LADDER) - 1)]
-                note = f", seen {repeats} times: escalated"
+                suffix = f", {repeats} faults: escalated"
             rung = LADDER.index(action)
             if rung > worst[0] or not worst[2]:
-                worst = (rung, action, f"XID {xid} ({describe(xid)}){note}")
+                worst = (rung, action, f"XID {xid} ({describe(xid)}){where}{note}{suffix}")
         if not worst[2]:
             return Verdict(State.HEALTHY, "no XID errors in the lookback window", Action.NONE)
         return Verdict(state_for(worst[1]), worst[2], worst[1])

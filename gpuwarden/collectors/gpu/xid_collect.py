@@ -27,40 +27,40 @@ class XidSources(Protocol):
 
 
 def collect_xids(c: XidSources, fams: Families, results: list[HealthResult], now: float) -> None:
-    events: list[tuple[XidEvent, str]] = []
+    events: list[tuple[XidEvent, str, str, str]] = []  # (event, gpu, GPU instance, message)
     if c.watcher is not None:
         fams.add("gpuwarden_gpu_xid_source_up", c.watcher.running, source="nvml")
-        events += [(e, str(e.gpu)) for e in c.watcher.drain()]
+        events += [(e, str(e.gpu), "", "") for e in c.watcher.drain()]
     if c.kmsg is not None:
         by_pci: dict[tuple[int, int, int] | None, int] | None = None
         mono = time.monotonic()
         for since_boot, message in c.kmsg.poll():
-            parsed = parse_line(message)
-            if parsed is None:
+            line = parse_line(message)
+            if line is None:
                 continue
-            key, xid, form = parsed
             if by_pci is None:  # built only when the log has an XID, not on every cycle (most have none)
                 by_pci = {pci_key(pci): i for i, (_, pci) in c.identity.items()}
-            index = by_pci.get(key) if key else None
-            gpu = str(index) if index is not None else bus_label(key)
-            source = "kmsg" if form == "xid" else "kmsg-text"
+            index = by_pci.get(line.pci) if line.pci else None
+            gpu = str(index) if index is not None else bus_label(line.pci)
+            source = "kmsg" if line.form == "xid" else "kmsg-text"
             # When it happened, not when we read it: the first read after a start sees XIDs since boot.
             when = min(now, now - (mono - since_boot)) if since_boot is not None else now
-            events.append((XidEvent(index if index is not None else -1, xid, source, when), gpu))
+            event = XidEvent(index if index is not None else -1, line.xid, source, when)
+            events.append((event, gpu, line.gpu_instance, line.message))
         fams.add("gpuwarden_gpu_xid_source_up", c.kmsg.error is None, source="kmsg")
-    for event, gpu in events:
-        c.xids.add(event, gpu)
-    for (gpu, xid), count in sorted(c.xids.counts.items()):
+    for event, gpu, instance, message in events:
+        c.xids.add(event, gpu, instance, message)
+    for (gpu, xid, instance), count in sorted(c.xids.counts.items()):
         uuid = c.identity[int(gpu)][0] if gpu.isdigit() and int(gpu) in c.identity else ""
-        fams.add("gpuwarden_gpu_xid_errors_total", count, gpu=gpu, uuid=uuid, xid=str(xid))
+        labels = {"gpu": gpu, "uuid": uuid, "xid": str(xid), "gpu_instance": instance}
+        fams.add("gpuwarden_gpu_xid_errors_total", count, **labels)
         fams.add(
             "gpuwarden_gpu_xid_last_seen_timestamp_seconds",
-            c.xids.last_seen[(gpu, xid)],
-            gpu=gpu,
-            uuid=uuid,
-            xid=str(xid),
+            c.xids.last_seen[(gpu, xid, instance)],
+            **labels,
         )
-    for gpu in sorted({str(i) for i in c.identity} | {gpu for gpu, _ in c.xids.counts}):
+    known = {gpu for gpu, _, _ in c.xids.counts}
+    for gpu in sorted({str(i) for i in c.identity} | known):
         verdict = c.xids.verdict(gpu, now)
         results.append(HealthResult(f"gpu{gpu}.xid", verdict.state, verdict.reason, verdict.action))
 

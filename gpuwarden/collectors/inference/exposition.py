@@ -58,7 +58,7 @@ def _root_cause(err: BaseException) -> str:
 def wanted_names(selectors: Iterable[Selector]) -> set[str]:
     names: set[str] = set()
     for sel in selectors:
-        names |= {sel.metric, sel.metric.removesuffix("_total")}
+        names |= {n for name in sel.names for n in (name, name.removesuffix("_total"))}
     return names
 
 
@@ -102,19 +102,22 @@ class Exposition:
     """Parsed samples, by sample name → [(labels, value)]."""
 
     samples: dict[str, list[tuple[dict[str, str], float]]]
+    families: frozenset[str] = frozenset()  # every family the page declares, samples or not
 
     @classmethod
     def parse(cls, text: str, names: set[str] | None = None) -> Exposition:
         if names is not None:
             text = filter_lines(text, names)
         samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+        families: set[str] = set()
         try:
             for family in text_string_to_metric_families(text):
+                families.add(family.name)
                 for sample in family.samples:
                     samples.setdefault(sample.name, []).append((sample.labels, sample.value))
         except ValueError as err:
             raise ScrapeError(f"invalid Prometheus exposition: {err}") from None
-        return cls(samples)
+        return cls(samples, frozenset(families))
 
     def _lookup(self, metric: str, suffix: str) -> list[tuple[dict[str, str], float]]:
         # The parser names a counter's samples `<family>_total` even when the server (Triton) wrote the
@@ -126,9 +129,12 @@ class Exposition:
         return []
 
     def select(self, sel: Selector, suffix: str = "") -> Series:
-        """Series of `sel.metric + suffix` whose labels match, keyed by their sorted labels."""
+        """Series of `sel.metric + suffix` whose labels match, keyed by their sorted labels.
+
+        With several names (a metric renamed between versions) the first that the scrape has is used."""
         out: Series = {}
-        for labels, value in self._lookup(sel.metric, suffix):
+        found = next((s for s in (self._lookup(name, suffix) for name in sel.names) if s), [])
+        for labels, value in found:
             # NaN is what a summary shows before its first observation, or an exporter's "no value";
             # a missing label is the empty string, as in PromQL.
             if math.isnan(value) or not all(re.fullmatch(p, labels.get(k, "")) for k, p in sel.match.items()):
@@ -136,6 +142,12 @@ class Exposition:
             key = tuple(sorted(labels.items()))
             out[key] = out.get(key, 0.0) + value
         return out
+
+    def has(self, sel: Selector, suffix: str = "") -> bool:
+        """The page declares one of `sel`'s metrics, whatever its labels, even with no series yet (a
+        labelled counter before its first increment)."""
+        declared = any(n in self.families or n.removesuffix("_total") in self.families for n in sel.names)
+        return declared or any(self._lookup(name, suffix) for name in sel.names)
 
     def gauge(self, sel: Selector) -> float | None:
         values = list(self.select(sel).values())

@@ -4,7 +4,19 @@ Sources: vLLM "Production Metrics" (docs.vllm.ai, V1 engine names) and its OpenA
 HTTP requests with prometheus-fastapi-instrumentator (`http_requests_total{handler,method,status}`,
 status grouped as 2xx/4xx/5xx); Triton's user guide `metrics.md` (per-model `nv_inference_*` counters in
 microseconds, summaries with `--metrics-config summary_latencies=true`); SGLang's "Production Metrics"
-(`--enable-metrics`). None of the three exports allocator statistics, so fragmentation needs a `mapping`.
+(`--enable-metrics`); TGI's router (huggingface/text-generation-inference router/src: `tgi_request_*`
+counters and histograms in seconds, written by the Rust `metrics` exporter without `_total`). None of them
+exports allocator statistics, so fragmentation needs a `mapping`.
+
+Versions: a selector lists every name a supported version exports, newest first.
+- vLLM 0.4-0.10 (V0 and V1 engines) name the KV-cache gauge `vllm:gpu_cache_usage_perc`; V1 renamed it
+  `vllm:kv_cache_usage_perc` (0.10+) and removed the old name (0.11). The other names are unchanged
+  from 0.4 to 0.11.
+- SGLang before `sglang:num_requests_total` existed (0.4.x) exports only the latency histogram: its
+  `_count` gives QPS (signals.derive), and there is no error ratio where no failure counter exists.
+- Triton counts a request once per model it reaches: an ensemble and each composing model count the same
+  client request. Restrict `success` and `errors` to the top-level models with a `match` on `model`
+  (docs/inference.md).
 """
 
 from __future__ import annotations
@@ -25,7 +37,9 @@ VLLM = Mapping(
     ttft_histogram=Selector(metric="vllm:time_to_first_token_seconds"),
     queue_length=Selector(metric="vllm:num_requests_waiting"),
     running_requests=Selector(metric="vllm:num_requests_running"),
-    kv_cache_usage=Selector(metric="vllm:kv_cache_usage_perc", aggregate="max"),
+    kv_cache_usage=Selector(
+        metric=["vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"], aggregate="max"
+    ),
 )
 
 TRITON = Mapping(
@@ -53,10 +67,20 @@ SGLANG = Mapping(
     kv_cache_usage=Selector(metric="sglang:token_usage", aggregate="max"),
 )
 
+TGI = Mapping(
+    requests=Selector(metric="tgi_request_count"),
+    # err label: validation, overloaded, dropped, generation... every one is a request the client lost.
+    errors=Selector(metric="tgi_request_failure"),
+    latency_histogram=Selector(metric="tgi_request_duration"),
+    queue_length=Selector(metric="tgi_queue_size"),
+    running_requests=Selector(metric="tgi_batch_current_size"),
+)
+
 PROFILES: dict[ProfileName, Mapping] = {
     "vllm": VLLM,
     "triton": TRITON,
     "sglang": SGLANG,
+    "tgi": TGI,
     "generic": Mapping(),
 }
 
@@ -64,6 +88,7 @@ DEFAULT_URLS: dict[ProfileName, str] = {
     "vllm": "http://127.0.0.1:8000/metrics",
     "triton": "http://127.0.0.1:8002/metrics",
     "sglang": "http://127.0.0.1:30000/metrics",
+    "tgi": "http://127.0.0.1:3000/metrics",  # text-generation-launcher --port default
 }
 
 

@@ -1,6 +1,6 @@
 """Settings of the inference collector: which endpoint to scrape and how its series map to our signals.
 
-A *profile* (vllm, triton, sglang) is a ready-made `Mapping`; `mapping:` in the config overrides single
+A *profile* (vllm, triton, sglang, tgi) is a ready-made `Mapping`; `mapping:` in the config overrides single
 fields of it, and the `generic` profile starts from an empty mapping so that any server exposing
 Prometheus text can be described in YAML alone.
 """
@@ -15,20 +15,33 @@ from pydantic import Field, ValidationInfo, field_validator
 from gpuwarden.agent.registry import CollectorSettings
 from gpuwarden.config_base import StrictModel
 
-ProfileName = Literal["vllm", "triton", "sglang", "generic"]
+ProfileName = Literal["vllm", "triton", "sglang", "tgi", "generic"]
 
 
 class Selector(StrictModel):
     """One metric of the scraped server, like a PromQL selector: a name and label regexes."""
 
-    metric: str = Field(
+    metric: str | list[str] = Field(
         description="metric name as exposed (a counter's `_total` suffix is optional; a histogram or "
-        "summary is named by its base name)"
+        "summary is named by its base name), or a list of names tried in order, for servers that renamed "
+        "a metric between versions: the first the scrape has is used"
     )
     match: dict[str, str] = Field(
         default_factory=dict,
         description="label name → regular expression the label value must match fully (PromQL `=~`)",
     )
+
+    @property
+    def names(self) -> list[str]:
+        return [self.metric] if isinstance(self.metric, str) else list(self.metric)
+
+    @field_validator("metric")
+    @classmethod
+    def _some_name(cls, value: str | list[str]) -> str | list[str]:
+        if not value or (isinstance(value, list) and not all(value)):
+            raise ValueError("name the metric (or a non-empty list of names)")
+        return value
+
     aggregate: Literal["sum", "max"] = Field(
         "sum", description="how several matching gauge series combine into one value"
     )
@@ -94,13 +107,13 @@ class InferenceSettings(CollectorSettings):
     # report an unreachable target.
     enabled: bool = Field(False, description="scrape the inference server (needs it running on `url`)")
     profile: ProfileName = Field(
-        "vllm", description="metric names of the server: vllm, triton, sglang, generic"
+        "vllm", description="metric names of the server: vllm, triton, sglang, tgi, generic"
     )
     url: str | None = Field(
         None,
         validate_default=True,
         description="the inference server's Prometheus endpoint; default: the profile's usual port on "
-        "localhost (vllm :8000, triton :8002, sglang :30000)",
+        "localhost (vllm :8000, triton :8002, sglang :30000, tgi :3000)",
     )
     mapping: Mapping = Field(
         default_factory=Mapping,

@@ -31,9 +31,11 @@ def observe(exp: Exposition, mapping: Mapping, t: float) -> Observation:
     obs = Observation(t)
     for signal in COUNTERS:
         sel = getattr(mapping, signal)
-        if sel is not None:
+        # A metric this server version does not export at all is absent (no rate, no ratio), not 0; a
+        # metric with no matching series yet (no 5xx so far) is 0.
+        if sel is not None and exp.has(sel):
             obs.counters[signal] = exp.select(sel)
-    if mapping.latency_histogram is not None:
+    if mapping.latency_histogram is not None and exp.has(mapping.latency_histogram, "_count"):
         hist = mapping.latency_histogram
         obs.counters["latency_bucket"] = exp.select(hist, "_bucket")
         # The histogram's own _sum/_count give the mean, in place of latency_sum/latency_count.
@@ -89,6 +91,10 @@ def derive(window: Window, mapping: Mapping) -> Figures:
     if requests is None:
         success = window.total_increase("success")
         requests = None if success is None else success + (errors or 0.0)
+    if requests is None:
+        # No request counter in this version (SGLang before num_requests_total): every finished request
+        # is one observation of the latency histogram, so its _count is the request count.
+        requests = window.total_increase("latency_count")
     gauges = latest.gauges
     reserved, allocated = gauges.get("memory_reserved"), gauges.get("memory_allocated")
     fragmentation = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 
 from gpuwarden import config as configmod
 from gpuwarden.address import parse_zookeeper
@@ -35,16 +36,26 @@ def _ensemble(args: argparse.Namespace, cfg: AgentConfig) -> tuple[list[str], li
     """(voters, observers) from the flags, then the config, then localhost:2181."""
     zk = cfg.collector_settings("zookeeper")
     voters, observers = _split(args.servers or ""), _split(args.observers)
+    problems = []
+    if args.servers is not None and not voters:
+        problems.append("--servers: empty; give host:port,host:port")  # not a silent localhost:2181
+    if args.timeout is not None and not args.timeout > 0:
+        problems.append(f"--timeout: must be a number of seconds above 0, not {args.timeout:g}")
+    if problems:
+        raise ConfigError(problems)
     if not voters:
         voters = list(zk.servers) or list(cfg.fleet.hosts) or ["localhost:2181"]
         observers = observers or list(zk.observers)
-    problems = []
     for flag, addresses in (("--servers", voters), ("--observers", observers)):
         for address in addresses:
             try:
-                parse_zookeeper(address)
+                host, port = parse_zookeeper(address)
+                socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
             except ValueError as err:
                 problems.append(f"{flag}: {err}")
+            except OSError:
+                # A name that does not resolve is a typo far more often than an outage: say so, exit 78.
+                problems.append(f"{flag}: {address!r}: host name does not resolve")
     if problems:
         raise ConfigError(problems)
     return voters, observers

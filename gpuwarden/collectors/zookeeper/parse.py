@@ -1,8 +1,11 @@
 """Pure parsing of ZooKeeper four-letter-word replies and the classification of one server.
 
 Sources: the ZooKeeper administrator's guide ("The Four Letter Words"); ZOOKEEPER-3117, which renamed
-`zk_followers` to `zk_learners` in 3.6 (older servers and tools still use the old name); the replies of
-a real 3.8.0 ensemble captured under tests/fixtures/zookeeper/.
+`zk_followers` to `zk_learners` in 3.6 (older servers and tools still use the old name); apache/zookeeper
+Commands.java (`mntr`: `synced_followers` counts every forwarding follower, voting or not, and
+`synced_non_voting_followers` the non-voting ones, 3.5+); the replies of a real 3.8.0 ensemble captured
+under tests/fixtures/zookeeper/ and of 3.4-3.9 servers in their documentation and issues
+(tests/fixtures/zookeeper/versions/).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class ServerStatus:
     peer_state: str = ""  # mntr zk_peer_state, e.g. "following - broadcast"
     ruok: bool | None = None  # None: not asked or refused by the whitelist
     detail: str = ""
+    mntr_refused: bool = False  # the mode came from srvr alone (4lw.commands.whitelist lacks mntr)
     probe_seconds: float = 0.0
 
     def stat(self, *names: str) -> float | None:
@@ -115,9 +119,10 @@ def classify(address: str, ruok: Reply, srvr: Reply, mntr: Reply, isro: Reply) -
     """Decide one server's mode from its four replies.
 
     `ruok` only proves the process is alive ("does not necessarily indicate that the server has joined
-    the quorum", admin guide), so it never decides the mode. ZooKeeper always allows `srvr`, but without
-    `mntr` the leader's synced-follower count is unknowable, so a refused `mntr` makes the server
-    WHITELIST_BLOCKED: treating it as down, or its missing fields as zero, would hide a config error.
+    the quorum", admin guide), so it never decides the mode. `srvr` is the one command ZooKeeper's
+    default whitelist allows (3.5.3+), and its `Mode:` line decides the mode when `mntr` is refused; the
+    server is WHITELIST_BLOCKED only when neither answers: treating it as down, or its missing fields as
+    zero, would hide a config error.
     """
     alive = ruok.text.strip() == "imok" if ruok.text and not ruok.blocked else None
     for reply in (ruok, srvr, mntr):
@@ -125,10 +130,19 @@ def classify(address: str, ruok: Reply, srvr: Reply, mntr: Reply, isro: Reply) -
             return ServerStatus(address, reply.error, ruok=alive, detail=reply.detail)
     fields = parse_srvr(srvr.text) if not srvr.blocked else {}
     if mntr.blocked:
-        said = f" (srvr says Mode: {fields['Mode']})" if "Mode" in fields else ""
-        return ServerStatus(
-            address, Mode.WHITELIST_BLOCKED, ruok=alive, detail=f"mntr is not in 4lw.commands.whitelist{said}"
-        )
+        mode = mode_word(fields.get("Mode", ""))
+        if isro.text.strip() == "ro":
+            mode = Mode.READ_ONLY
+        if mode is None and not srvr.blocked and srvr.text:
+            mode = Mode.NOT_SERVING  # srvr answered "not currently serving requests"
+        if mode is None:
+            return ServerStatus(
+                address,
+                Mode.WHITELIST_BLOCKED,
+                ruok=alive,
+                detail="srvr and mntr are not in 4lw.commands.whitelist",
+            )
+        return ServerStatus(address, mode, _srvr_latency(fields), ruok=alive, mntr_refused=True)
     numbers, strings = parse_mntr(mntr.text)
     if not numbers and fields:
         numbers = _srvr_latency(fields)

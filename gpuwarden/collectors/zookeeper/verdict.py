@@ -2,8 +2,12 @@
 
 The algorithm follows the ZooKeeper admin guide's quorum rule (a majority of the *configured* voters,
 floor(N/2)+1, must follow one leader) and judges against the ensemble from config, never only against the
-servers that answer. The leader's `zk_synced_followers` counts the voting followers that are in sync
-(`zk_learners`/`zk_followers` also count observers), so leader + synced followers is the live quorum.
+servers that answer. The leader's `zk_synced_followers` counts the followers that are in sync
+(`zk_learners`/`zk_followers` also count observers); where the leader also reports
+`zk_synced_non_voting_followers` (3.5+, during a reconfig), those do not vote and are taken off, so
+leader + synced voting followers is the live quorum. Where `mntr` is refused (ZooKeeper's default
+whitelist since 3.5.3 allows only `srvr`), the voters whose `srvr` says `Mode: follower` are counted
+instead: a server reports follower only while it follows an elected leader.
 """
 
 from __future__ import annotations
@@ -85,8 +89,12 @@ def judge(
     leader = leaders[0]
     if leader in observers:
         problems.append(f"{leader}: configured as an observer but leads")
+    basis = ""
     if n == 1:
         synced = 1
+    elif status[leader].mntr_refused:
+        synced = 1 + len([a for a in voters if status[a].mode is Mode.FOLLOWER])
+        basis = " (from srvr: mntr is not in 4lw.commands.whitelist)"
     else:
         followers = status[leader].stat("zk_synced_followers")
         if followers is None:
@@ -96,16 +104,17 @@ def judge(
                 n,
                 leader,
             )
-        synced = 1 + int(followers)
+        non_voting = status[leader].stat("zk_synced_non_voting_followers") or 0
+        synced = 1 + int(followers - non_voting)
     tolerable = max(synced - need, 0)
     if synced < need:
         return EnsembleVerdict(
             Verdict.NO_QUORUM,
-            (f"{synced} of {n} voters in sync with leader {leader}; a quorum needs {need}", *problems),
+            (f"{synced} of {n} voters in sync with leader {leader}{basis}; a quorum needs {need}", *problems),
             n, leader, synced, 0,
         )  # fmt: skip
     if synced < n:
-        problems.insert(0, f"{synced} of {n} voters in sync with leader {leader}")
+        problems.insert(0, f"{synced} of {n} voters in sync with leader {leader}{basis}")
     pending = status[leader].stat("zk_pending_syncs") or 0
     if pending > 0:
         problems.append(f"{leader}: {pending:g} follower syncs pending")
@@ -115,7 +124,7 @@ def judge(
             problems.append(f"{a}: follower is {state}")
     verdict = Verdict.DEGRADED if problems else Verdict.OK
     reasons = problems or [
-        f"leader {leader}, {synced} of {n} voters in sync, tolerates {tolerable} failure(s)"
+        f"leader {leader}, {synced} of {n} voters in sync{basis}, tolerates {tolerable} failure(s)"
     ]
     return EnsembleVerdict(verdict, tuple(reasons), n, leader, synced, tolerable)
 

@@ -1,0 +1,67 @@
+"""The engine's series are exactly its catalog, counted from the audit log, and promtool accepts them."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from gpuwarden.catalog import catalog_names
+from gpuwarden.remediations.audit import AuditLog
+from gpuwarden.remediations.engine import Engine
+from gpuwarden.remediations.metrics import CATALOG
+from gpuwarden.remediations.section import RemediationSettings
+
+
+def engine(tmp_path: Path) -> Engine:
+    return Engine(
+        RemediationSettings.model_validate(
+            {
+                "enabled": True,
+                "audit_log": str(tmp_path / "audit.jsonl"),
+                "targets": {"worker": {"kind": "process", "argv": ["true"]}},
+                "playbooks": {"worker_restart": {"enabled": True}},
+            }
+        )
+    )
+
+
+def test_emitted_series_are_the_catalog_and_counters_start_from_the_audit_log(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.write("r1", "outcome", "worker_restart", "worker", result="succeeded", duration_s=12.0)
+    log.write("r2", "attempt", "worker_restart", "worker")  # the agent died here
+    log.close()
+    e = engine(tmp_path)
+    families = list(e.collect())
+    assert {f.name for f in families} | {
+        "gpuwarden_remediation_runs",
+        "gpuwarden_remediation_requests_rejected",
+    } >= {n.removesuffix("_total") for n in catalog_names(CATALOG)}
+    registry = CollectorRegistry()
+    registry.register(e)  # type: ignore[arg-type]
+    text = generate_latest(registry).decode()
+    assert 'gpuwarden_remediation_runs_total{playbook="worker_restart",result="succeeded"} 1.0' in text
+    assert 'gpuwarden_remediation_runs_total{playbook="worker_restart",result="interrupted"} 1.0' in text
+    assert (
+        'gpuwarden_remediation_run_duration_seconds_bucket{le="15.0",playbook="worker_restart"} 1.0' in text
+    )
+    checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    e.stop()
+
+
+def test_a_playbook_without_its_target_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
+    from gpuwarden.config import ConfigError, from_mapping
+
+    try:
+        from_mapping(
+            {"remediation": {"playbooks": {"worker_restart": {"enabled": True, "target": "gpu-box"}}}}
+        )
+    except ConfigError as err:
+        assert err.problems == [
+            "remediation: playbooks.worker_restart.target: no target named 'gpu-box' in remediation.targets "
+            "(none defined)"
+        ]
+    else:
+        raise AssertionError("expected a ConfigError")
