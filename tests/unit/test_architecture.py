@@ -130,9 +130,14 @@ def test_the_package_has_no_import_cycle_at_all() -> None:
     assert cycles(import_graph()) == []
 
 
-def test_config_base_and_the_registry_never_import_the_config() -> None:
+def test_config_base_and_the_registries_never_import_the_config() -> None:
     graph = import_graph()
-    for name in ("gpuwarden.config_base", "gpuwarden.agent.registry"):
+    registries = (
+        "gpuwarden.agent.registry",
+        "gpuwarden.remediations.registry",
+        "gpuwarden.remediations.section",
+    )
+    for name in ("gpuwarden.config_base", *registries):
         seen, todo = set(), [name]
         while todo:
             for dep in graph[todo.pop()] - seen:
