@@ -81,7 +81,9 @@ class Agent:
         if self.notifier.watchdog_interval:
             threading.Thread(target=self._watchdog, name="watchdog", daemon=True).start()
         while not self._stop:
-            self._wake.wait()
+            # With a timeout: the kernel may deliver SIGHUP/SIGTERM to any of our threads, and then Python
+            # runs the handler only when the main thread next wakes; untimed, a reload could wait forever.
+            self._wake.wait(1.0)
             self._wake.clear()
             if self._reload and not self._stop:
                 self._reload = False
