@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="JSON file to write")
     p.set_defaults(func=gpu_record.cli)
     # --- network / doctor ---
-    from gpuwarden.doctor import command as doctor_command
+    from gpuwarden.collectors.doctor import command as doctor_command
 
     p = sub.add_parser("doctor", help="preflight checks; exit 0 all pass, 1 a failure, 2 could not run")
     doctor_command.add_arguments(p)

@@ -29,7 +29,6 @@ from gpuwarden.config_base import (
     section_model,
 )
 from gpuwarden.config_file import read_yaml
-from gpuwarden.doctor.settings import DoctorSettings
 from gpuwarden.fleet.settings import FleetSettings
 from gpuwarden.paths import Paths
 from gpuwarden.remediations.registry import PLAYBOOKS
@@ -128,7 +127,6 @@ class AgentConfig(StrictModel):
     paths: PathsSettings = Field(default_factory=PathsSettings)
     collectors: CollectorsSettings = Field(default_factory=CollectorsSettings)  # type: ignore[valid-type]
     fleet: FleetSettings = Field(default_factory=FleetSettings)
-    doctor: DoctorSettings = Field(default_factory=DoctorSettings)
     remediation: RemediationSettings = Field(default_factory=RemediationSettings)
 
     def collector_settings(self, name: str) -> Any:
@@ -162,6 +160,14 @@ def from_mapping(data: object) -> AgentConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(["(top level): must be a mapping"])
+    if "doctor" in data:  # the doctor became a collector: say where its keys went, not just "unknown key"
+        raise ConfigError(
+            [
+                "doctor: moved to collectors.doctor (gpu_count is collectors.gpu.expected_gpus; volumes "
+                "are collectors.node.disk_paths entries with min_free; export_metrics is "
+                "collectors.doctor.enabled and metrics_interval collectors.doctor.interval)"
+            ]
+        )
     try:
         return AgentConfig.model_validate(data)
     except ValidationError as err:

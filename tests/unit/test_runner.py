@@ -171,3 +171,31 @@ def test_removing_a_collector_drops_its_series_and_health(runner: Runner) -> Non
     runner.set_collectors({})
     assert value(runner, "test_good_runs") is None
     assert runner.health.results() == []
+
+
+class Kept:
+    """Yields the same family object every run, so a test can change it after a collection."""
+
+    def __init__(self) -> None:
+        self.family = GaugeMetricFamily("test_kept_value", "a value", value=1)
+
+    def collect(self) -> Iterator[Item]:
+        yield self.family
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_collection_renders_its_own_families_once_and_joins_the_others_cached_bytes(
+    runner: Runner,
+) -> None:
+    kept, counting = Kept(), Counting()
+    runner.set_collectors({"kept": (kept, SETTINGS), "good": (counting, SETTINGS)})
+    assert runner.run("kept") and runner.run("good")
+    kept.family.samples[0] = kept.family.samples[0]._replace(value=99.0)  # after its collection
+    assert runner.run("good")
+    assert value(runner, "test_kept_value") == 1.0  # the bytes of its own collection, not re-rendered
+    assert value(runner, "test_good_runs") == 2.0
+    assert runner.exposition.plain.count(b"# TYPE test_kept_value gauge") == 1
+    assert runner.run("kept")
+    assert value(runner, "test_kept_value") == 99.0

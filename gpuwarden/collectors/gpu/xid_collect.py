@@ -11,6 +11,7 @@ from typing import Protocol
 
 from gpuwarden.catalog import Families
 from gpuwarden.collectors.gpu.backend import XidEvent
+from gpuwarden.collectors.gpu.checks import gpu_labels
 from gpuwarden.collectors.gpu.events import XidWatcher
 from gpuwarden.collectors.gpu.kmsg import KmsgReader, parse_line, pci_key
 from gpuwarden.collectors.gpu.xid import XidLedger
@@ -62,7 +63,12 @@ def collect_xids(c: XidSources, fams: Families, results: list[HealthResult], now
     known = {gpu for gpu, _, _ in c.xids.counts}
     for gpu in sorted({str(i) for i in c.identity} | known):
         verdict = c.xids.verdict(gpu, now)
-        results.append(HealthResult(f"gpu{gpu}.xid", verdict.state, verdict.reason, verdict.action))
+        uuid = c.identity[int(gpu)][0] if gpu.isdigit() and int(gpu) in c.identity else ""
+        results.append(
+            HealthResult(
+                f"gpu.{gpu}.xid", verdict.state, verdict.reason, verdict.action, labels=gpu_labels(gpu, uuid)
+            )
+        )
 
 
 def bus_label(key: tuple[int, int, int] | None) -> str:

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gpuwarden.collectors.doctor import host, stack
+from gpuwarden.collectors.doctor.findings import Finding, Status, failed, passed, skipped
+from gpuwarden.collectors.doctor.gpu import NvmlFacts, read_nvml
+from gpuwarden.collectors.doctor.host import Volume
+from gpuwarden.collectors.doctor.settings import DoctorSettings
+from gpuwarden.collectors.doctor.software import detect_versions
 from gpuwarden.collectors.gpu.backend import Backend
-from gpuwarden.doctor import host, stack
-from gpuwarden.doctor.findings import Finding, Status, failed, passed, skipped
-from gpuwarden.doctor.gpu import NvmlFacts, read_nvml
-from gpuwarden.doctor.settings import DoctorSettings
-from gpuwarden.doctor.software import detect_versions
 from gpuwarden.modelfiles import ManifestError, verify_manifest
 from gpuwarden.paths import Paths
+from gpuwarden.readers.host import read_meminfo
 
 
 @dataclass(frozen=True)
@@ -21,9 +23,11 @@ class DoctorInputs:
     paths: Paths
     expected_interfaces: tuple[str, ...] = ()
     expected_ib_ports: int = 0
+    expected_gpus: int = 0  # 0: no check
+    volumes: tuple[Volume, ...] = ()
     nvml: Backend | None = None  # NvmlBackend (default) or a ReplayBackend on a recording in tests
     versions: Callable[[], dict[str, str | None]] = detect_versions
-    checksums: bool = True  # the exported metrics skip them: hashing 100 GB every few minutes is no probe
+    checksums: bool = True  # the agent's runs skip them: hashing 100 GB every few minutes is no probe
     progress: bool = False
 
 
@@ -38,7 +42,7 @@ def _guard(name: str, check: Callable[[], Finding | list[Finding]]) -> list[Find
 def check_checksums(inputs: DoctorInputs) -> Finding:
     manifest = inputs.settings.checksum_manifest
     if manifest is None:
-        return skipped("model_checksums", "doctor.checksum_manifest is not set")
+        return skipped("model_checksums", "collectors.doctor.checksum_manifest is not set")
     if not inputs.checksums:
         return skipped("model_checksums", "not run here (run gpuwarden doctor)")
     path = inputs.paths.root(manifest)
@@ -62,7 +66,7 @@ def check_checksums(inputs: DoctorInputs) -> Finding:
 def run_checks(inputs: DoctorInputs, nvml: NvmlFacts | str | None = None) -> list[Finding]:
     """Every check; `nvml` is what NVML answered when the caller asked already (under its own deadline)."""
     s, paths = inputs.settings, inputs.paths
-    meminfo = host.read_meminfo(paths)
+    meminfo = read_meminfo(paths)
     if nvml is None:
         nvml = read_nvml(inputs.nvml)
     versions: dict[str, str | None] = {}
@@ -75,9 +79,9 @@ def run_checks(inputs: DoctorInputs, nvml: NvmlFacts | str | None = None) -> lis
     findings += _guard("transparent_hugepages", lambda: host.check_thp(s, paths))
     findings += _guard("hugepages", lambda: host.check_hugepages(s, meminfo))
     findings += _guard("host_memory", lambda: host.check_memory(s, meminfo))
-    findings += _guard("disk_space", lambda: host.check_volumes(s, paths))
+    findings += _guard("disk_space", lambda: host.check_volumes(inputs.volumes, paths))
     findings += _guard("nvidia_driver", lambda: stack.check_driver(s, nvml))
-    findings += _guard("gpu_count", lambda: stack.check_gpu_count(s, nvml))
+    findings += _guard("gpu_count", lambda: stack.check_gpu_count(inputs.expected_gpus, nvml))
     findings += _guard("software", software)
     findings += _guard("cuda_driver", lambda: stack.check_cuda(nvml, versions.get("cuda_runtime")))
     findings += _guard(

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
-from gpuwarden.collectors.network.infiniband import read_ports
-from gpuwarden.collectors.network.netdev import read_link
-from gpuwarden.collectors.node import parse_meminfo, parse_thp_mode
-from gpuwarden.doctor.findings import Finding, failed, passed, skipped
-from gpuwarden.doctor.settings import DoctorSettings
-from gpuwarden.paths import Paths, read_text
+from gpuwarden.collectors.doctor.findings import Finding, failed, passed, skipped
+from gpuwarden.collectors.doctor.settings import DoctorSettings
+from gpuwarden.paths import Paths
+from gpuwarden.readers.host import read_thp_mode
+from gpuwarden.readers.infiniband import read_ports
+from gpuwarden.readers.netdev import read_link
 
 GiB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A `collectors.node.disk_paths` entry that has a `min_free`."""
+
+    path: str
+    min_free: int
 
 
 def _gib(n: float) -> str:
@@ -19,8 +28,7 @@ def _gib(n: float) -> str:
 
 
 def check_thp(s: DoctorSettings, paths: Paths) -> Finding:
-    text = read_text(paths.sys("kernel", "mm", "transparent_hugepage", "enabled"))
-    mode = parse_thp_mode(text) if text else None
+    mode = read_thp_mode(paths)
     if mode is None:
         return skipped("transparent_hugepages", "kernel reports no transparent huge page mode")
     if mode in s.thp_allowed:
@@ -37,7 +45,7 @@ def check_thp(s: DoctorSettings, paths: Paths) -> Finding:
 
 def check_hugepages(s: DoctorSettings, meminfo: dict[str, int] | None) -> Finding:
     if s.hugepages is None:
-        return skipped("hugepages", "doctor.hugepages is not set")
+        return skipped("hugepages", "collectors.doctor.hugepages is not set")
     if meminfo is None or "HugePages_Total" not in meminfo:
         return failed("hugepages", "meminfo has no HugePages_Total", "check the procfs mount")
     have = meminfo["HugePages_Total"]
@@ -52,7 +60,7 @@ def check_hugepages(s: DoctorSettings, meminfo: dict[str, int] | None) -> Findin
 
 def check_memory(s: DoctorSettings, meminfo: dict[str, int] | None) -> Finding:
     if s.model_size is None:
-        return skipped("host_memory", "doctor.model_size is not set")
+        return skipped("host_memory", "collectors.doctor.model_size is not set")
     if meminfo is None or "MemTotal" not in meminfo:
         return failed("host_memory", "cannot read MemTotal", "check the procfs mount")
     need, have = s.memory_factor * int(s.model_size), meminfo["MemTotal"]
@@ -62,9 +70,11 @@ def check_memory(s: DoctorSettings, meminfo: dict[str, int] | None) -> Finding:
     return failed("host_memory", detail, "use a node with more memory, or a smaller or quantized model")
 
 
-def check_volumes(s: DoctorSettings, paths: Paths) -> list[Finding]:
+def check_volumes(volumes: tuple[Volume, ...], paths: Paths) -> list[Finding]:
+    if not volumes:
+        return [skipped("disk_space", "no collectors.node.disk_paths entry has a min_free")]
     out = []
-    for v in s.volumes:
+    for v in volumes:
         name = f"disk_space:{v.path}"
         try:
             st = os.statvfs(paths.root(v.path))
@@ -72,8 +82,8 @@ def check_volumes(s: DoctorSettings, paths: Paths) -> list[Finding]:
             out.append(failed(name, f"cannot stat: {err.strerror}", f"create or mount {v.path}"))
             continue
         free = st.f_bavail * st.f_frsize
-        detail = f"{_gib(free)} free, need {_gib(int(v.min_free))}"
-        if free >= int(v.min_free):
+        detail = f"{_gib(free)} free, need {_gib(v.min_free)}"
+        if free >= v.min_free:
             out.append(passed(name, detail))
         else:
             out.append(failed(name, detail, f"free space on {v.path} (old checkpoints, rotated logs)"))
@@ -110,8 +120,3 @@ def check_infiniband(expected: int, paths: Paths) -> Finding:
         detail + (f"; {', '.join(down)}" if down else ""),
         "ibstat; check the subnet manager (opensm) and the cable; mlxlink -d <dev> for the physical link",
     )
-
-
-def read_meminfo(paths: Paths) -> dict[str, int] | None:
-    text = read_text(paths.proc("meminfo"))
-    return parse_meminfo(text) if text is not None else None

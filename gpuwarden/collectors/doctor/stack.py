@@ -5,10 +5,10 @@ from __future__ import annotations
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from gpuwarden.doctor.findings import Finding, Status, failed, passed, skipped
-from gpuwarden.doctor.gpu import NvmlFacts
-from gpuwarden.doctor.settings import DoctorSettings
-from gpuwarden.doctor.software import MIN_DRIVER_FOR_CUDA_MAJOR
+from gpuwarden.collectors.doctor.findings import Finding, Status, failed, passed, skipped
+from gpuwarden.collectors.doctor.gpu import NvmlFacts
+from gpuwarden.collectors.doctor.settings import DoctorSettings
+from gpuwarden.collectors.doctor.software import MIN_DRIVER_FOR_CUDA_MAJOR
 
 COMPONENT_NAMES = {"torch": "PyTorch", "cuda_runtime": "CUDA runtime", "cudnn": "cuDNN", "nccl": "NCCL"}
 
@@ -59,16 +59,17 @@ def check_cuda(nvml: NvmlFacts | str, runtime: str | None) -> Finding:
     return passed("cuda_driver", f"{detail}; runtime CUDA {runtime} is compatible")
 
 
-def check_gpu_count(s: DoctorSettings, nvml: NvmlFacts | str) -> Finding:
-    if s.gpu_count is None:
-        return skipped("gpu_count", "doctor.gpu_count is not set")
+def check_gpu_count(expected: int, nvml: NvmlFacts | str) -> Finding:
+    """`expected`: `collectors.gpu.expected_gpus` (0: no check)."""
+    if not expected:
+        return skipped("gpu_count", "collectors.gpu.expected_gpus is 0")
     if isinstance(nvml, str):
         return skipped("gpu_count", nvml)
-    if nvml.gpu_count == s.gpu_count:
+    if nvml.gpu_count == expected:
         return passed("gpu_count", f"{nvml.gpu_count} GPU(s): {', '.join(sorted(set(nvml.gpu_names)))}")
     return failed(
         "gpu_count",
-        f"NVML sees {nvml.gpu_count} GPU(s), expected {s.gpu_count}",
+        f"NVML sees {nvml.gpu_count} GPU(s), expected {expected}",
         "nvidia-smi -L; a missing GPU fell off the bus (dmesg for Xid 79): drain the node and reseat or RMA",
     )
 
@@ -90,7 +91,8 @@ def check_software(s: DoctorSettings, versions: dict[str, str | None]) -> list[F
                 failed(
                     name,
                     f"{label} {found} does not satisfy {spec_text}",
-                    f"install a {label} version matching {spec_text} (doctor.software.{component})",
+                    f"install a {label} version matching {spec_text} "
+                    f"(collectors.doctor.software.{component})",
                 )
             )
     return out

@@ -6,7 +6,7 @@ import json
 import shutil
 import textwrap
 
-from gpuwarden.doctor.findings import Finding, Status, exit_code
+from gpuwarden.collectors.doctor.findings import Finding, Status, exit_code
 
 MARK = {Status.PASS: "ok", Status.FAIL: "FAIL", Status.SKIP: "skip", Status.ERROR: "ERROR"}
 

@@ -6,10 +6,6 @@ import argparse
 import sys
 
 from gpuwarden import config as configmod
-from gpuwarden.agent import context
-from gpuwarden.doctor.findings import Finding, Status, exit_code
-from gpuwarden.doctor.report import as_json, table
-from gpuwarden.doctor.run import run_checks
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,6 +15,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cli(args: argparse.Namespace) -> int:
+    # Imported here: every `gpuwarden` command (the agent too) builds this parser.
+    from gpuwarden.agent import context
+    from gpuwarden.collectors.doctor.findings import Finding, Status, exit_code
+    from gpuwarden.collectors.doctor.report import as_json, table
+    from gpuwarden.collectors.doctor.run import run_checks
+
     cfg = configmod.load(args.config)  # a ConfigError becomes exit 78 in cli.main
     inputs = context.doctor_inputs(
         cfg, checksums=not args.skip_checksums, progress=sys.stderr.isatty() and not args.json
