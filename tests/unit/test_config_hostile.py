@@ -50,10 +50,14 @@ CORPUS = [
         b"fleet:\n  session_timeout: 1.0e+20\n", "fleet.session_timeout: must be between", id="huge seconds"
     ),
     pytest.param(
-        b"doctor:\n  hugepages: " + b"9" * 30 + b"\n", "doctor.hugepages: must be between", id="huge int"
+        b"collectors:\n  doctor:\n    hugepages: " + b"9" * 30 + b"\n",
+        "collectors.doctor.hugepages: must be",
+        id="huge int",
     ),
     pytest.param(
-        b"doctor:\n  hugepages: " + b"9" * 5000 + b"\n", "agent.yaml: invalid YAML: Exceeds", id="5000 digits"
+        b"collectors:\n  doctor:\n    hugepages: " + b"9" * 5000 + b"\n",
+        "agent.yaml: invalid YAML: Exceeds",
+        id="5000 digits",
     ),
     pytest.param(
         b"agent: !!python/object/apply:os.system ['true']\n",
