@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="remediation runs from the local audit log")
     remediation_cli.add_arguments(p)
     p.set_defaults(func=remediation_cli.cli)
+    p = sub.add_parser("quarantine", help="GPUs the gpu_quarantine playbook took out of service")
+    remediation_cli.add_quarantine_arguments(p)
+    p.set_defaults(func=remediation_cli.quarantine)
     # --- engine / worker ---
     from gpuwarden.worker import main as worker_main  # stdlib only; the model stack loads on start
 

@@ -77,6 +77,10 @@ TABLE: list[tuple[str, int, str]] = [
     ("runs --since abc", EX_USAGE, "invalid float value: 'abc'"),
     ("runs --audit-log {dir}", 1, "Is a directory"),
     ("runs --audit-log {dir}/none", 1, "no audit log at"),
+    ("quarantine", EX_USAGE, "the following arguments are required"),
+    ("quarantine release", EX_USAGE, "the following arguments are required: uuid"),
+    ("quarantine list --config {dup}", EX_CONFIG, "duplicate key"),
+    ("quarantine release GPU-0", 1, "GPU-0 is not quarantined (quarantined: none)"),
 ]
 
 
