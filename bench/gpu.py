@@ -5,6 +5,9 @@ and through the collector back to back and prints both with a verdict per signal
 `nvidia-smi --query-gpu` call (the peer: what nvidia_gpu_exporter runs per scrape) and one full
 collection cycle of the core signals, in the same process run, and prints the ratio. The expensive
 counters (energy, PCIe throughput, NVLink state) run on `slow_interval` and are timed separately.
+Part 5 replays the H200 recordings and the 2-, 4- and 8-GPU ones derived from them
+(tests/fixtures/nvml/derive_gpus.py) on the CPU: how the cycle grows with the GPU count, beside the real
+one-GPU figure. `--replay-only` runs part 5 alone (no GPU needed).
 """
 
 from __future__ import annotations
@@ -218,11 +221,44 @@ def split_cycle(c: GpuCollector) -> None:
     print("\n".join("    " + line for line in out.getvalue().splitlines() if line.strip()[:1].isdigit()))
 
 
+NVML_FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "nvml"
+
+
+def replay_table(cycles: int, real_ms: float | None) -> None:
+    """Cycle time of the replayed recordings for 1, 2, 4, 8 GPUs (the replay's own JSON copies included)."""
+    print(f"{'GPUs':>4} {'state':<5} {'p50 ms':>8} {'p99 ms':>8} {'per GPU ms':>10}  recording")
+    for state in ("idle", "busy"):
+        for count in (1, 2, 4, 8):
+            name = f"h200-{state}.json" if count == 1 else f"h200x{count}-{state}.json"
+            ctx = CollectorContext(Paths(), logging.getLogger("bench"), AgentConfig())
+            settings = GpuSettings(
+                backend="replay", replay_file=str(NVML_FIXTURES / name), nvml_events=False, kmsg=False
+            )
+            c = GpuCollector(settings, ctx)
+            list(c.collect())
+            t = timed(lambda c=c: list(c.collect()), cycles)
+            c.close()
+            print(
+                f"{count:>4} {state:<5} {p(t, 50) * 1e3:8.3f} {p(t, 99) * 1e3:8.3f}"
+                f" {p(t, 50) * 1e3 / count:10.3f}  {name}"
+            )
+    if real_ms is not None:
+        print(f"real, this node (part 2): {real_ms:.3f} ms per cycle")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cycles", type=int, default=500)
     parser.add_argument("--smi-runs", type=int, default=20)
+    parser.add_argument("--replay-only", action="store_true", help="part 5 only: replayed 1-8 GPUs")
     args = parser.parse_args()
+    if args.replay_only:
+        print(
+            f"# gpuwarden bench/gpu.py --replay-only, {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}"
+        )
+        print("\n## 5. cycle time by GPU count, replayed H200 recordings (CPU only)")
+        replay_table(args.cycles, None)
+        return 0
 
     c = collector()
     list(c.collect())  # init NVML once and read the slow counters, as the agent's first cycle does
@@ -286,6 +322,8 @@ def main() -> int:
         f" {up[0] if up else None}"
     )
     watched.close()
+    print("\n## 5. cycle time by GPU count, replayed H200 recordings (CPU only)")
+    replay_table(args.cycles, core_ms)
     return 0 if ok else 1
 
 

@@ -52,7 +52,12 @@ def _default(field: FieldInfo) -> str:
         return "required"
     else:
         value = field.default
-    return "`" + json.dumps(value, default=str).replace("|", "\\|") + "`"
+    return "`" + json.dumps(value, default=_plain).replace("|", "\\|") + "`"
+
+
+def _plain(value: Any) -> Any:
+    """A model in a default (a `disk_paths` entry) as the mapping one would write in YAML."""
+    return value.model_dump(exclude_none=True) if isinstance(value, BaseModel) else str(value)
 
 
 def _constraints(field: FieldInfo) -> str:

@@ -1,12 +1,16 @@
 """The collector registry: `@register("node", NodeSettings)` on a collector class.
 
-`gpuwarden.collectors` imports every collector module explicitly, so the list stays greppable (telegraf's
+`gpuwarden.collectors` declares every collector explicitly, so the list stays greppable (telegraf's
 `all/`, gpud's `all.go`). The config schema's `collectors` section is built from this registry: each
-collector owns its settings model, and the one YAML file still validates as a whole.
+collector owns its settings model, and the one YAML file still validates as a whole. A declared
+collector's implementation is imported when it is first built, not when the config is read: a disabled
+collector costs its settings model only, not its libraries (requests, kazoo, onnxruntime...), which
+bench/footprint.py measures in the agent's resident memory.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -64,17 +68,31 @@ class Collector(Protocol):
 class CollectorSpec:
     name: str
     settings: type[CollectorSettings]
-    factory: Callable[[Any, CollectorContext], Collector]
+    implementation: str  # "package.module:Class", imported on first use
+
+    @property
+    def factory(self) -> Callable[[Any, CollectorContext], Collector]:
+        module, _, attr = self.implementation.partition(":")
+        return getattr(importlib.import_module(module), attr)
 
 
 REGISTRY: dict[str, CollectorSpec] = {}
 
 
+def declare(name: str, settings: type[CollectorSettings], implementation: str) -> None:
+    """Make `name` known (config schema, docs) without importing `implementation` ("module:Class")."""
+    spec = CollectorSpec(name=name, settings=settings, implementation=implementation)
+    if REGISTRY.setdefault(name, spec) != spec:
+        raise ValueError(
+            f"collector {name} registered twice ({REGISTRY[name].implementation}, {implementation})"
+        )
+
+
 def register(name: str, settings: type[CollectorSettings]) -> Callable[[type], type]:
+    """Marks the collector class; checks it against its declaration, or registers it (an undeclared one)."""
+
     def decorate(cls: type) -> type:
-        if name in REGISTRY:
-            raise ValueError(f"collector {name} registered twice")
-        REGISTRY[name] = CollectorSpec(name=name, settings=settings, factory=cls)
+        declare(name, settings, f"{cls.__module__}:{cls.__qualname__}")
         return cls
 
     return decorate

@@ -4,8 +4,10 @@ Each collection runs in its own daemon thread; the caller waits at most the coll
 collector that raises, hangs or yields garbage is recorded (`gpuwarden_collector_success 0`), its series
 are dropped (a stale number is worse than a missing one) and its health turns UNKNOWN; nothing else is
 affected. A hung collector is not started again until its previous call returns, so a driver stuck in D
-state costs one thread, not one thread per interval. After every collection the whole exposition is
-rendered once (plain and gzip) and `/metrics` serves those bytes.
+state costs one thread, not one thread per interval. After a collection only that collector's families
+are rendered, once, and kept as bytes; the exposition `/metrics` serves (plain and gzip) is the agent's own
+series followed by every collector's cached bytes, joined. A fast collector does not pay for rendering the
+others (bench/scrape.py).
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ CATALOG = (
 class CollectorState:
     collector: Collector
     settings: CollectorSettings
-    metrics: list[Metric] = field(default_factory=list)
+    rendered: bytes = b""  # the exposition of its last successful collection's families
     success: bool = False
     ran: bool = False
     duration: float = 0.0
@@ -115,7 +117,7 @@ class Runner:
         self._registry.register(ProcessCollector(registry=None))
 
     def add_source(self, source: object) -> None:
-        """Series that are not a collector's (the remediation engine's): rendered with every exposition."""
+        """Series that are not a collector's (HTTP counters, the remediation engine): in every exposition."""
         self._registry.register(source)  # type: ignore[arg-type]
 
     def remove_source(self, source: object) -> None:
@@ -125,14 +127,17 @@ class Runner:
     def set_collectors(self, collectors: dict[str, tuple[Collector, CollectorSettings]]) -> None:
         """Swap in a new collector set (start, reload); closes the collectors it replaces."""
         with self._lock:
-            old, self._states = (
-                self._states,
-                {name: CollectorState(collector=c, settings=s) for name, (c, s) in collectors.items()},
-            )
+            old = self._states
+            self._states = {
+                # A collector kept across a reload keeps its state, above all a call still hanging.
+                name: old[name] if name in old and old[name].collector is c else CollectorState(c, s)
+                for name, (c, s) in collectors.items()
+            }
         for name, state in old.items():
             if name not in collectors:
                 self.health.drop(name)
-            _close(state.collector, name, self.log)
+            if self._states.get(name) is not state:
+                _close(state.collector, name, self.log)
         self.render()
 
     def collector(self, name: str) -> Collector | None:
@@ -177,7 +182,8 @@ class Runner:
             log.error("failed after %.3fs: %s: %s", duration, type(err).__name__, err)
             return False
         duration = time.monotonic() - start
-        metrics, results = [], []
+        metrics: list[Metric] = []
+        results = []
         for item in items:
             if isinstance(item, HealthResult):
                 results.append(item)
@@ -188,8 +194,9 @@ class Runner:
                 self._fail(name, state, duration, f"collector yielded {type(item).__name__}")
                 log.error("yielded an unexpected %s", type(item).__name__)
                 return False
+        rendered = generate_latest(_Families(metrics))  # in the collection's thread, outside the lock
         with self._lock:
-            state.metrics, state.success, state.ran = metrics, True, True
+            state.rendered, state.success, state.ran = rendered, True, True
             state.duration, state.last_success = duration, time.time()
         self.health.replace(name, results)
         self.render()
@@ -198,14 +205,20 @@ class Runner:
 
     def _fail(self, name: str, state: CollectorState, duration: float, reason: str) -> None:
         with self._lock:
-            state.metrics, state.success, state.ran, state.duration = [], False, True, duration
+            state.rendered, state.success, state.ran, state.duration = b"", False, True, duration
         self.health.mark_unknown(name, f"collector {name}: {reason}")
         self.render()
 
     # -- rendering ----------------------------------------------------------------------------------
     def render(self) -> None:
         with self._lock:
-            plain = generate_latest(self._registry)
+            # Families of different collectors never share a name (gpuwarden_<collector>_*), so the
+            # rendered parts join into one valid exposition.
+            parts = [
+                generate_latest(self._registry),
+                *(st.rendered for _, st in sorted(self._states.items())),
+            ]
+            plain = b"".join(parts)
             exposition = Exposition()
             exposition.plain, exposition.gzipped = plain, gzip.compress(plain, compresslevel=1)
             self.exposition = exposition  # one reference swap: readers see old or new, never half
@@ -235,8 +248,16 @@ class Runner:
                     state=str(candidate),
                 )
         yield from fams
-        for st in self._states.values():
-            yield from st.metrics
+
+
+class _Families:
+    """One collector's families, in the shape generate_latest renders."""
+
+    def __init__(self, metrics: list[Metric]) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> list[Metric]:
+        return self.metrics
 
 
 class _Snapshot:

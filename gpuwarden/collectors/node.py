@@ -8,19 +8,43 @@ NVIDIA's and the LLM serving guides recommend THP `never` (or `madvise`) to avoi
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
+from typing import Any
 
-from pydantic import Field
+from pydantic import ByteSize, Field, model_validator
 
-from gpuwarden.agent.registry import CollectorContext, CollectorSettings, Item, register
+from gpuwarden.agent.registry import CollectorContext, CollectorSettings, Item, StrictModel, register
 from gpuwarden.catalog import Families, MetricSpec
 from gpuwarden.health import Action, HealthResult, State
 from gpuwarden.paths import read_text
+from gpuwarden.readers.host import THP_MODES, read_meminfo, read_thp_mode
+
+
+class DiskPath(StrictModel):
+    """A path to watch; `min_free` is the free space it must keep (the doctor's preflight checks it too)."""
+
+    path: str = Field(description="mount point or directory, e.g. / or the model volume")
+    min_free: ByteSize | None = Field(
+        None, description='free space it must keep, e.g. "50GiB"; below it node.disk is DEGRADED'
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_path(cls, v: Any) -> Any:
+        """`- /` is short for `- {path: /}`."""
+        if isinstance(v, str):
+            return {"path": v}
+        if isinstance(v, dict | DiskPath):
+            return v
+        raise ValueError("must be a string (a path) or a mapping {path, min_free}")
 
 
 class NodeSettings(CollectorSettings):
-    disk_paths: list[str] = Field(default_factory=lambda: ["/"], description="mount points to watch")
+    disk_paths: list[DiskPath] = Field(
+        default_factory=lambda: [DiskPath(path="/")],
+        description="mount points to watch: a path, or {path, min_free} "
+        '(e.g. {path: /models, min_free: "50GiB"})',
+    )
     # Below this share of MemAvailable the node is DEGRADED: the page cache is gone and the OOM killer is
     # next, which for an inference worker means a lost process and a cold model reload.
     memory_available_min_ratio: float = Field(
@@ -31,7 +55,7 @@ class NodeSettings(CollectorSettings):
     )
 
 
-THP_MODES = ("always", "madvise", "never")
+GiB = 1 << 30
 
 CATALOG = (
     MetricSpec("gpuwarden_node_memory_total_bytes", "gauge", "Total usable RAM (MemTotal).", unit="bytes"),
@@ -76,25 +100,9 @@ CATALOG = (
 )
 
 
-def parse_meminfo(text: str) -> dict[str, int]:
-    """/proc/meminfo → {key: bytes}; hugepage counts (no unit) stay counts."""
-    out: dict[str, int] = {}
-    for line in text.splitlines():
-        m = re.match(r"^([\w()]+):\s+(\d+)(\s+kB)?", line)
-        if m:
-            out[m.group(1)] = int(m.group(2)) * (1024 if m.group(3) else 1)
-    return out
-
-
 def parse_loadavg(text: str) -> tuple[float, float, float]:
     fields = text.split()
     return float(fields[0]), float(fields[1]), float(fields[2])
-
-
-def parse_thp_mode(text: str) -> str | None:
-    """`always [madvise] never` → "madvise": the kernel brackets the active mode."""
-    m = re.search(r"\[(\w+)\]", text)
-    return m.group(1) if m else None
 
 
 @register("node", NodeSettings)
@@ -102,15 +110,9 @@ class NodeCollector:
     def __init__(self, settings: NodeSettings, ctx: CollectorContext) -> None:
         self.settings = settings
         self.paths = ctx.paths
-        # The doctor's findings ride along as gpuwarden_doctor_* so alerts catch drift (None when
-        # doctor.export_metrics is off); imported here because the doctor reuses this module's parsers.
-        from gpuwarden.doctor.metrics import exporter_for
-
-        self.doctor = exporter_for(ctx.config, ctx.paths)
 
     def close(self) -> None:
-        if self.doctor is not None:
-            self.doctor.close()
+        pass  # every read opens and closes its own file
 
     def collect(self) -> Iterator[Item]:
         fams = Families(CATALOG)
@@ -119,22 +121,18 @@ class NodeCollector:
         if loadavg:
             for name, value in zip(("load1", "load5", "load15"), parse_loadavg(loadavg), strict=True):
                 fams.add(f"gpuwarden_node_{name}", value)
-        thp = read_text(self.paths.sys("kernel/mm/transparent_hugepage/enabled"))
-        mode = parse_thp_mode(thp) if thp else None
+        mode = read_thp_mode(self.paths)
         if mode:
             for candidate in THP_MODES:
                 fams.add("gpuwarden_node_transparent_hugepages_mode", candidate == mode, mode=candidate)
         yield from self._disks(fams)
         yield from fams
-        if self.doctor is not None:
-            yield from self.doctor.collect()
 
     def _memory(self, fams: Families) -> Iterator[HealthResult]:
-        text = read_text(self.paths.proc("meminfo"))
-        if text is None:
+        mem = read_meminfo(self.paths)
+        if mem is None:
             yield HealthResult("node.memory", State.UNKNOWN, "cannot read meminfo")
             return
-        mem = parse_meminfo(text)
         for key, name in (
             ("MemTotal", "memory_total_bytes"),
             ("MemAvailable", "memory_available_bytes"),
@@ -164,7 +162,8 @@ class NodeCollector:
 
     def _disks(self, fams: Families) -> Iterator[HealthResult]:
         low, missing = [], []
-        for path in self.settings.disk_paths:
+        for disk in self.settings.disk_paths:
+            path = disk.path
             try:
                 st = os.statvfs(self.paths.root(path))
             except OSError as err:
@@ -175,6 +174,8 @@ class NodeCollector:
             fams.add("gpuwarden_node_filesystem_avail_bytes", avail, path=path)
             if size and avail / size < self.settings.disk_free_min_ratio:
                 low.append(f"{path} {avail / size:.1%} free")
+            elif disk.min_free is not None and avail < disk.min_free:
+                low.append(f"{path} {avail / GiB:.1f} GiB free, needs {disk.min_free / GiB:.1f} GiB")
         if low:
             yield HealthResult(
                 "node.disk", State.DEGRADED, "low disk space: " + ", ".join(low), Action.FREE_RESOURCES

@@ -7,15 +7,8 @@ import json
 import logging
 import sys
 
-from kazoo.exceptions import KazooException
-from kazoo.handlers.threading import KazooTimeoutError
-
 from gpuwarden import config as configmod
 from gpuwarden.config import ConfigError
-from gpuwarden.fleet.budget import FleetBudget
-from gpuwarden.fleet.client import FleetClient, FleetUnavailable
-from gpuwarden.fleet.election import FleetLeader
-from gpuwarden.fleet.registration import list_agents
 from gpuwarden.fleet.settings import FleetSettings
 
 EX_UNAVAILABLE = 69  # sysexits.h: a service the command needs is unavailable
@@ -43,6 +36,15 @@ def _settings(args: argparse.Namespace, fleet: FleetSettings) -> FleetSettings:
 
 
 def ls(args: argparse.Namespace) -> int:
+    # Imported here: every `gpuwarden` command (the agent too) builds this parser, and kazoo is large.
+    from kazoo.exceptions import KazooException
+    from kazoo.handlers.threading import KazooTimeoutError
+
+    from gpuwarden.fleet.budget import FleetBudget
+    from gpuwarden.fleet.client import FleetClient, FleetUnavailable
+    from gpuwarden.fleet.election import FleetLeader
+    from gpuwarden.fleet.registration import list_agents
+
     cfg = configmod.load(args.config)  # a ConfigError (bad file or flag) becomes exit 78 in cli.main
     settings = _settings(args, cfg.fleet)
     # kazoo logs every refused reconnect; the one line below says what matters to the operator.

@@ -132,8 +132,8 @@ class Engine:
     def pause(self, reason: str, actor: str, playbook: str = ALL) -> None:
         self._record("-", "pause", playbook, "-", reason=reason, actor=actor)
 
-    def resume(self, actor: str, playbook: str = ALL) -> None:
-        self._record("-", "resume", playbook, "-", actor=actor)
+    def resume(self, actor: str, playbook: str = ALL, reason: str = "") -> None:
+        self._record("-", "resume", playbook, "-", actor=actor, reason=reason)
 
     def reset(self, playbook: str, actor: str) -> None:
         """Re-arm an exhausted playbook, or with `*` leave storm mode (an operator looked at it)."""

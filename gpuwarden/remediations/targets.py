@@ -18,8 +18,6 @@ from collections import deque
 from pathlib import Path
 from typing import Protocol
 
-import requests
-
 from gpuwarden.remediations.settings import (
     HttpTargetSettings,
     ProcessTargetSettings,
@@ -70,6 +68,8 @@ def write_atomic(path: str, text: str) -> None:
 def http_ready(url: str | None, timeout: float) -> bool:
     if url is None:
         return True
+    import requests  # here: the config imports this module, and requests costs ~5 MB (bench/footprint.py)
+
     try:
         return requests.get(url, timeout=timeout).status_code == 200
     except requests.RequestException:
@@ -272,6 +272,8 @@ class HttpTarget:
         if self.settings.token_file:
             token = Path(self.settings.token_file).read_text(encoding="utf-8").strip()
             headers["Authorization"] = f"Bearer {token}"
+        import requests
+
         try:
             response = requests.post(
                 self.settings.url,

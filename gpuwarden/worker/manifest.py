@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from gpuwarden.doctor import checksum
+from gpuwarden.readers import checksum
 
 MANIFEST = "SHA256SUMS"
 CANARY = "canary.json"

@@ -78,7 +78,15 @@ def test_health_endpoints_report_components_and_liveness(agent: tuple[AgentProce
     health = get(f"{url}/health").json()
     components = {c["component"]: c for c in health["components"]}
     assert components["node.memory"]["state"] in {"HEALTHY", "DEGRADED"}
-    assert set(components["node.memory"]) == {"component", "state", "reason", "suggested_action", "timestamp"}
+    assert set(components["node.memory"]) == {
+        "component",
+        "state",
+        "reason",
+        "suggested_action",
+        "labels",
+        "since",
+        "timestamp",
+    }
     assert get(f"{url}/healthz").text == "ok\n"
     assert get(f"{url}/nope").status_code == 404
 

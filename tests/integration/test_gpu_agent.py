@@ -4,6 +4,7 @@ with no driver at all (this CI machine's real situation)."""
 from __future__ import annotations
 
 import ctypes.util
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,10 +19,10 @@ from tests.integration.agent_process import AgentProcess, free_port, get, only_c
 pytestmark = pytest.mark.integration
 
 
-def start(tmp_path: Path, gpu: dict[str, Any]) -> tuple[AgentProcess, str]:
+def start(tmp_path: Path, gpu: dict[str, Any], log_format: str = "text") -> tuple[AgentProcess, str]:
     port = free_port()
     config = {
-        "agent": {"listen": f"127.0.0.1:{port}"},
+        "agent": {"listen": f"127.0.0.1:{port}", "log_format": log_format},
         "paths": {"devfs": str(tmp_path), "procfs": str(NVML / "proc")},
         "collectors": only_collectors({"gpu": {"interval": 0.25, "timeout": 3, **gpu}}),
     }
@@ -63,11 +64,37 @@ def test_the_agent_serves_the_recorded_h200_and_the_scrape_passes_promtool(
     assert 'gpuwarden_gpu_utilization_ratio{gpu="0",uuid="GPU-' in text
     assert 'gpuwarden_collector_success{collector="gpu"} 1.0' in text
     health = components(url)
-    assert health["gpu0.memory"]["state"] == "HEALTHY"
+    assert health["gpu.0.memory"]["state"] == "HEALTHY"
     # The kernel-log fixture carries XID 119 and 79 for the H200's PCI id: the node must be rebooted.
     assert (
-        health["gpu0.xid"]["state"] == "UNHEALTHY" and health["gpu0.xid"]["suggested_action"] == "reboot_node"
+        health["gpu.0.xid"]["state"] == "UNHEALTHY"
+        and health["gpu.0.xid"]["suggested_action"] == "reboot_node"
     )
+
+
+def test_a_replayed_xid_79_is_logged_as_one_json_transition_with_the_gpu_labels(tmp_path: Path) -> None:
+    (tmp_path / "kmsg").write_text(kmsg_logged((NVML / "kmsg-xid.txt").read_text()))
+    proc, url = start(
+        tmp_path, {"backend": "replay", "replay_file": str(NVML / "h200-busy.json")}, log_format="json"
+    )
+    try:
+        xid = components(url)["gpu.0.xid"]
+    finally:
+        proc.stop()
+    entries = [json.loads(line) for line in proc.stderr().splitlines()]  # every line is one JSON object
+    transitions = [e for e in entries if e.get("event") == "health_transition"]
+    assert [e["component"] for e in transitions] == ["gpu.0.xid"]  # the healthy components say nothing
+    (logged,) = transitions
+    uuid = json.loads((NVML / "h200-busy.json").read_text())["devices"][0]["uuid"]["value"]
+    assert (logged["old"], logged["new"], logged["action"], logged["level"]) == (
+        None,
+        "UNHEALTHY",
+        "reboot_node",
+        "warning",
+    )
+    assert logged["labels"] == {"gpu": "0", "uuid": uuid} == xid["labels"]
+    assert "79" in logged["reason"] and logged["reason"] == xid["reason"]
+    assert xid["since"] == logged["at"]
 
 
 def test_a_hung_driver_is_reported_while_scrapes_keep_answering_and_threads_stay_flat(tmp_path: Path) -> None:

@@ -55,7 +55,9 @@ def test_the_registered_collector_reports_a_healthy_ensemble_as_quorum_ok(zk_ens
     assert samples[("gpuwarden_zookeeper_tolerable_failures", "")] == 1
     assert samples[("gpuwarden_zookeeper_synced_followers", "")] == 2
     assert all(samples[("gpuwarden_zookeeper_server_up", a)] == 1 for a in zk_ensemble.addresses)
-    assert [(h.component, h.state) for h in health] == [("zookeeper.quorum", State.HEALTHY)]
+    assert [(h.component, h.state) for h in health] == [("zookeeper.quorum", State.HEALTHY)] + [
+        (f"zookeeper.server.{a}", State.HEALTHY) for a in zk_ensemble.addresses
+    ]
 
 
 def test_zk_check_on_a_healthy_ensemble_names_the_leader_and_exits_0(zk_ensemble: Ensemble) -> None:

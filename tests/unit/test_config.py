@@ -59,7 +59,7 @@ BAD_CONFIGS = [
     ),
     pytest.param(
         {"collectors": {"node": {"disk_paths": ["/", 3]}}},
-        ["collectors.node.disk_paths[1]: must be a string"],
+        ["collectors.node.disk_paths[1]: must be a string (a path) or a mapping {path, min_free}"],
         id="a list element is named by its index",
     ),
     pytest.param(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gpuwarden import docgen
-from gpuwarden.health import Action, State
+from gpuwarden.health import MEANING, Action, State
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,3 +24,8 @@ def test_every_setting_has_a_description() -> None:
 def test_the_operations_guide_names_every_state_and_suggested_action() -> None:
     text = (ROOT / "docs" / "operations.md").read_text()
     assert [s for s in (*State, *Action) if f"`{s}`" not in text] == []
+
+
+def test_the_operations_guide_gives_each_action_its_one_sentence_of_meaning() -> None:
+    text = (ROOT / "docs" / "operations.md").read_text()
+    assert [a for a, meaning in MEANING.items() if f"| `{a}` | {meaning} |" not in text] == []

@@ -13,11 +13,11 @@ import pytest
 import yaml
 
 from gpuwarden.cli import main
+from gpuwarden.collectors.doctor.findings import Status, exit_code
+from gpuwarden.collectors.doctor.run import DoctorInputs, run_checks
 from gpuwarden.config import from_mapping
-from gpuwarden.doctor.checksum import verify
-from gpuwarden.doctor.findings import Status, exit_code
-from gpuwarden.doctor.run import DoctorInputs, run_checks
 from gpuwarden.paths import Paths
+from gpuwarden.readers.checksum import verify
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "doctor"
 
@@ -26,13 +26,15 @@ def write_config(tmp_path: Path, case: str, **doctor: Any) -> str:
     root = FIXTURES / case
     cfg = {
         "paths": {"procfs": str(root / "proc"), "sysfs": str(root / "sys"), "rootfs": str(root / "rootfs")},
-        "collectors": {"network": {"expected_interfaces": ["eth0"], "infiniband_expected_active_ports": 1}},
-        "doctor": {
-            "hugepages": 1024,
-            "model_size": "140GB",
-            "volumes": [{"path": "/models", "min_free": "1KiB"}],
-            "checksum_manifest": "/models/llama-3-70b/SHA256SUMS",
-            **doctor,
+        "collectors": {
+            "network": {"expected_interfaces": ["eth0"], "infiniband_expected_active_ports": 1},
+            "node": {"disk_paths": ["/", {"path": "/models", "min_free": "1KiB"}]},
+            "doctor": {
+                "hugepages": 1024,
+                "model_size": "140GB",
+                "checksum_manifest": "/models/llama-3-70b/SHA256SUMS",
+                **doctor,
+            },
         },
     }
     path = tmp_path / "agent.yaml"
@@ -113,11 +115,11 @@ def test_a_missing_manifest_is_a_failure_naming_it(
 @pytest.mark.parametrize(
     ("doctor", "problem"),
     [
-        ({"model_size": "lots"}, "doctor.model_size"),
-        ({"software": {"torch": "2.x"}}, "doctor.software.torch: not a version specifier"),
-        ({"thp_allowed": ["sometimes"]}, "doctor.thp_allowed[0]"),
-        ({"driver_min_version": "new"}, "doctor.driver_min_version: not a version"),
-        ({"volumes": [{"path": "/x"}]}, "doctor.volumes[0].min_free: required key is missing"),
+        ({"model_size": "lots"}, "collectors.doctor.model_size"),
+        ({"software": {"torch": "2.x"}}, "collectors.doctor.software.torch: not a version specifier"),
+        ({"thp_allowed": ["sometimes"]}, "collectors.doctor.thp_allowed[0]"),
+        ({"driver_min_version": "new"}, "collectors.doctor.driver_min_version: not a version"),
+        ({"gpu_count": 8}, "collectors.doctor.gpu_count: unknown key"),
     ],
 )
 def test_bad_doctor_config_exits_78_naming_the_key(
@@ -150,7 +152,9 @@ def test_a_check_that_crashes_is_an_error_row_and_exit_2_when_nothing_failed() -
     def broken() -> dict[str, str | None]:
         raise PermissionError("site-packages unreadable")
 
-    settings = from_mapping({"doctor": {"thp_allowed": ["always", "madvise", "never"]}}).doctor
+    settings = from_mapping(
+        {"collectors": {"doctor": {"thp_allowed": ["always", "madvise", "never"]}}}
+    ).collector_settings("doctor")
     findings = run_checks(
         DoctorInputs(settings=settings, paths=Paths(procfs="/nonexistent"), versions=broken)
     )
@@ -170,3 +174,31 @@ def test_the_checksum_progress_bar_draws_only_when_asked(
     assert capsys.readouterr().err == ""
     verify(str(tmp_path / "SUMS"), show_progress=True)
     assert "checksums" in capsys.readouterr().err
+
+
+def test_the_old_top_level_doctor_section_says_where_its_keys_went(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump({"doctor": {"gpu_count": 8}}))
+    assert main(["doctor", "--config", str(path)]) == 78
+    err = capsys.readouterr().err
+    assert "doctor: moved to collectors.doctor (gpu_count is collectors.gpu.expected_gpus" in err
+
+
+def test_the_gpu_count_and_volumes_come_from_the_gpu_and_node_sections(tmp_path: Path) -> None:
+    root = FIXTURES / "healthy"
+    config = from_mapping(
+        {
+            "collectors": {
+                "gpu": {"expected_gpus": 8},
+                "node": {"disk_paths": ["/", {"path": "/models", "min_free": "1PiB"}]},
+            }
+        }
+    )
+    inputs = DoctorInputs.from_config(config, Paths(rootfs=str(root / "rootfs")), versions=dict)
+    assert inputs.expected_gpus == 8 and [v.path for v in inputs.volumes] == ["/models"]
+    rows = {f.check: f for f in run_checks(inputs, nvml="skipped: no NVIDIA driver")}
+    assert rows["disk_space:/models"].status == Status.FAIL
+    assert rows["disk_space:/models"].detail.endswith("need 1048576.0 GiB")
+    assert rows["gpu_count"].status == Status.SKIP  # asked, but NVML could not answer

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from gpuwarden.collectors.doctor.findings import Status
+from gpuwarden.collectors.doctor.gpu import NvmlFacts, cuda_version_text, read_nvml
+from gpuwarden.collectors.doctor.settings import DoctorSettings
+from gpuwarden.collectors.doctor.software import detect_versions
+from gpuwarden.collectors.doctor.stack import check_cuda, check_driver, check_gpu_count, check_software
 from gpuwarden.collectors.gpu.replay import ReplayBackend
-from gpuwarden.doctor.findings import Status
-from gpuwarden.doctor.gpu import NvmlFacts, cuda_version_text, read_nvml
-from gpuwarden.doctor.settings import DoctorSettings
-from gpuwarden.doctor.software import detect_versions
-from gpuwarden.doctor.stack import check_cuda, check_driver, check_gpu_count, check_software
 
 NVML = Path(__file__).parent.parent / "fixtures" / "nvml"
 # What detect_versions() read on the H200 node these NVML recordings come from.
@@ -38,8 +38,8 @@ def test_without_a_driver_every_gpu_check_is_skipped_with_the_reason() -> None:
     no_driver = {**recording, "script": {"init_error": "no NVIDIA driver: libnvidia-ml.so.1 not found"}}
     reason = read_nvml(ReplayBackend(no_driver))
     assert reason == "skipped: no NVIDIA driver: libnvidia-ml.so.1 not found"
-    s = DoctorSettings(gpu_count=8)
-    for finding in (check_driver(s, reason), check_gpu_count(s, reason), check_cuda(reason, "12.4")):
+    s = DoctorSettings()
+    for finding in (check_driver(s, reason), check_gpu_count(8, reason), check_cuda(reason, "12.4")):
         assert finding.status == Status.SKIP and finding.detail == reason
 
 
@@ -52,10 +52,10 @@ def test_the_driver_is_compared_as_a_version_not_a_string(minimum: str, status: 
 
 
 def test_gpu_count_fails_when_a_gpu_fell_off_the_bus() -> None:
-    finding = check_gpu_count(DoctorSettings(gpu_count=8), h200())
+    finding = check_gpu_count(8, h200())
     assert finding.status == Status.FAIL
     assert finding.detail == "NVML sees 1 GPU(s), expected 8"
-    assert check_gpu_count(DoctorSettings(gpu_count=1), h200()).status == Status.PASS
+    assert check_gpu_count(1, h200()).status == Status.PASS
 
 
 @pytest.mark.parametrize(

@@ -37,33 +37,33 @@ def test_the_committed_fault_fixtures_are_exactly_what_derive_faults_makes_of_th
 
 def test_an_ecc_storm_makes_the_gpu_degraded_and_asks_for_inspection() -> None:
     (_, first), (_, second) = cycles("h200-ecc-storm", 2, nvml_events=False)
-    assert health(first, "gpu0.memory").state is State.HEALTHY
-    storm = health(second, "gpu0.memory")
+    assert health(first, "gpu.0.memory").state is State.HEALTHY
+    storm = health(second, "gpu.0.memory")
     assert storm.state is State.DEGRADED and storm.suggested_action is Action.INSPECT_HARDWARE
     assert "4200 corrected errors" in storm.reason
 
 
 def test_a_storm_below_the_configured_threshold_is_not_one() -> None:
     (_, _), (_, second) = cycles("h200-ecc-storm", 2, nvml_events=False, ecc_storm_errors=5000)
-    assert health(second, "gpu0.memory").state is State.HEALTHY
+    assert health(second, "gpu.0.memory").state is State.HEALTHY
 
 
 def test_a_pending_row_remap_asks_for_a_gpu_reset() -> None:
     [(text, results)] = cycles("h200-remap-pending", 1, nvml_events=False)
-    result = health(results, "gpu0.memory")
+    result = health(results, "gpu.0.memory")
     assert (result.state, result.suggested_action) == (State.UNHEALTHY, Action.RESET_GPU)
     assert 'gpuwarden_gpu_remap_pending{gpu="0"' in text and "remap_pending" in text
 
 
 def test_a_failed_row_remap_asks_for_hardware_inspection() -> None:
     [(_, results)] = cycles("h200-remap-failed", 1, nvml_events=False)
-    result = health(results, "gpu0.memory")
+    result = health(results, "gpu.0.memory")
     assert (result.state, result.suggested_action) == (State.UNHEALTHY, Action.INSPECT_HARDWARE)
 
 
 def test_the_drivers_recovery_action_is_followed() -> None:
     [(text, results)] = cycles("h200-recovery-reset", 1, nvml_events=False)
-    result = health(results, "gpu0.recovery")
+    result = health(results, "gpu.0.recovery")
     assert (result.state, result.suggested_action) == (State.UNHEALTHY, Action.RESET_GPU)
     assert 'gpuwarden_gpu_recovery_action{action="gpu_reset",gpu="0"' in text
 
@@ -71,7 +71,7 @@ def test_the_drivers_recovery_action_is_followed() -> None:
 def test_a_lost_gpu_is_unhealthy_with_a_reboot_and_exports_only_that_it_is_down() -> None:
     (first, _), (text, results) = cycles("h200-gpu-lost", 2, nvml_events=False)
     assert 'gpuwarden_gpu_up{gpu="0"' in first and "} 1.0" in first
-    lost = health(results, "gpu0.device")
+    lost = health(results, "gpu.0.device")
     assert (lost.state, lost.suggested_action) == (State.UNHEALTHY, Action.REBOOT_NODE)
     assert "GPU_IS_LOST" in lost.reason
     per_gpu = [line for line in text.splitlines() if 'gpu="0"' in line]
@@ -104,7 +104,7 @@ def test_an_nvml_xid_79_event_is_counted_and_asks_for_a_reboot() -> None:
     labels = f'gpu="0",gpu_instance="",uuid="{uuid}",xid="79"'
     assert f"gpuwarden_gpu_xid_errors_total{{{labels}}} 1.0" in text
     assert 'gpuwarden_gpu_xid_last_seen_timestamp_seconds{gpu="0"' in text
-    xid = health(results, "gpu0.xid")
+    xid = health(results, "gpu.0.xid")
     assert (xid.state, xid.suggested_action) == (State.UNHEALTHY, Action.REBOOT_NODE)
     assert "fallen off the bus" in xid.reason
 
@@ -141,7 +141,7 @@ def test_kernel_log_xids_map_to_the_gpu_by_pci_id(tmp_path: Path) -> None:
     assert 'gpuwarden_gpu_xid_errors_total{gpu="0",gpu_instance="",uuid="GPU-' in text
     assert 'xid="119"} 1.0' in text
     assert 'xid="79"} 1.0' in text  # the XID 79 line and the "fallen off the bus" line are one event
-    xid = health(results, "gpu0.xid")
+    xid = health(results, "gpu.0.xid")
     assert (xid.state, xid.suggested_action) == (State.UNHEALTHY, Action.REBOOT_NODE)
 
 
@@ -185,7 +185,7 @@ def test_an_xid_logged_long_before_the_agent_started_keeps_its_time_and_no_longe
     )
     assert abs(sample.value - (before - age)) < 1  # the kernel's stamp, not the time we read it
     assert 'xid="48"} 1.0' in exposition(ms)
-    assert health(results, "gpu0.xid").state is State.HEALTHY  # older than xid_lookback
+    assert health(results, "gpu.0.xid").state is State.HEALTHY  # older than xid_lookback
 
 
 def test_a_gpu_that_answers_again_after_a_reset_is_healthy_before_the_next_slow_read() -> None:
@@ -200,6 +200,6 @@ def test_a_gpu_that_answers_again_after_a_reset_is_healthy_before_the_next_slow_
         ms, after = split(c.collect())  # the GPU was reset: the fast tier answers again
     finally:
         c.close()
-    assert health(reset, "gpu0.device").suggested_action is Action.RESET_GPU
-    assert health(after, "gpu0.device").state is State.HEALTHY
+    assert health(reset, "gpu.0.device").suggested_action is Action.RESET_GPU
+    assert health(after, "gpu.0.device").state is State.HEALTHY
     assert "gpuwarden_gpu_info{" in exposition(ms)  # the last good slow read is served until the next

@@ -31,12 +31,12 @@ def test_a_recorded_h200_gives_the_expected_exposition(case: str) -> None:
     assert {r.component: r.state for r in results} == {
         "gpu.driver": State.HEALTHY,
         "gpu.count": State.HEALTHY,
-        "gpu0.device": State.HEALTHY,
-        "gpu0.memory": State.HEALTHY,
-        "gpu0.thermal": State.HEALTHY,
-        "gpu0.pcie": State.HEALTHY,
-        "gpu0.recovery": State.HEALTHY,
-        "gpu0.xid": State.HEALTHY,
+        "gpu.0.device": State.HEALTHY,
+        "gpu.0.memory": State.HEALTHY,
+        "gpu.0.thermal": State.HEALTHY,
+        "gpu.0.pcie": State.HEALTHY,
+        "gpu.0.recovery": State.HEALTHY,
+        "gpu.0.xid": State.HEALTHY,
     }
 
 
@@ -104,4 +104,6 @@ def test_units_are_converted_to_base_units() -> None:
     dev = recording("h200-busy")["devices"][0]
     watts = dev["power_usage_mw"]["value"] / 1000
     assert f'gpuwarden_gpu_power_watts{{gpu="0",uuid="{dev["uuid"]["value"]}"}} {watts}' in text
-    assert health(split(results)[1], "gpu0.thermal").reason.startswith(f"{dev['thermal_margin']['value']} °C")
+    assert health(split(results)[1], "gpu.0.thermal").reason.startswith(
+        f"{dev['thermal_margin']['value']} °C"
+    )

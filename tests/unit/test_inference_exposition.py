@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gpuwarden.collectors.inference.exposition import Exposition, ScrapeError, filter_lines, wanted_names
+from gpuwarden.collectors.inference.exposition import Exposition, ScrapeError, sample_lines, wanted_names
 from gpuwarden.collectors.inference.profiles import INFERENCE_HANDLERS, PROFILES
 from gpuwarden.collectors.inference.settings import Mapping, ProfileName, Selector
 
@@ -31,7 +31,7 @@ def test_dropping_unused_lines_before_parsing_changes_no_selected_series(
     for sel in sels:
         for suffix in ("", "_bucket", "_sum", "_count"):
             assert filtered.select(sel, suffix) == full.select(sel, suffix), (sel.metric, suffix)
-    assert filter_lines(text, wanted_names(sels)).count("\n") < text.count("\n")
+    assert len(sample_lines(text, wanted_names(sels))[0]) < text.count("\n")
 
 
 def test_a_triton_counter_is_found_by_its_bare_name() -> None:
@@ -98,3 +98,31 @@ def test_the_line_filter_never_drops_a_line_a_selector_reads(
     full, filtered = Exposition.parse(text), Exposition.parse(text, wanted_names([sel]))
     for read in ("", "_bucket", "_sum", "_count"):
         assert filtered.select(sel, read) == full.select(sel, read)
+
+
+def test_the_profile_parse_reads_escapes_braces_spaces_and_timestamps_as_the_full_parse_does() -> None:
+    text = (
+        "# HELP req Requests.\n# TYPE req counter\n"
+        'req_total{path="/a b}",q="say \\"hi\\"",nl="x\\\\ny"} 3 1700000000000\n'
+        'req_total{path="/c"} +Inf\n'
+        "req_total 7\n"
+    )
+    sel = Selector(metric="req_total")
+    full, parsed = Exposition.parse(text), Exposition.parse(text, wanted_names([sel]))
+    assert parsed.select(sel) == full.select(sel)
+    assert len(parsed.select(sel)) == 3
+    again = Exposition.parse(text.replace(" 3 ", " 4 "), wanted_names([sel]))  # series known: values only
+    assert sorted(again.select(sel).values()) == [4.0, 7.0, float("inf")]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'vllm:num_requests_running{model_name="x" 3',
+        "vllm:num_requests_running",
+        "vllm:num_requests_running 1 2 3",
+    ],
+)
+def test_a_garbled_line_the_profile_reads_is_a_scrape_error(line: str) -> None:
+    with pytest.raises(ScrapeError, match="invalid Prometheus exposition"):
+        Exposition.parse(line + "\n", {"vllm:num_requests_running"})

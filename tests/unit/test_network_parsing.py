@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gpuwarden.collectors.network.counters import WIDTH_32, CounterTracker, error_ratio, utilization
-from gpuwarden.collectors.network.infiniband import parse_rate, parse_state
-from gpuwarden.collectors.network.netdev import NetDevFormatError, parse_proc_net_dev
+from gpuwarden.readers.infiniband import parse_rate, parse_state
+from gpuwarden.readers.netdev import NetDevFormatError, parse_proc_net_dev
 
 HEADER = (
     "Inter-|   Receive                                                |  Transmit\n"

@@ -13,7 +13,7 @@ from gpuwarden.agent.registry import CollectorContext
 from gpuwarden.collectors.network import NetworkCollector
 from gpuwarden.collectors.network.peers import PeerStats, ProbeOutcome, probe_tcp
 from gpuwarden.config import ConfigError, from_mapping
-from gpuwarden.health import HealthResult, State
+from gpuwarden.health import Action, HealthResult, State
 from gpuwarden.paths import Paths
 from tests.golden import split
 
@@ -95,9 +95,20 @@ def test_each_peer_gets_a_histogram_and_unreachable_peers_are_counted(
         (("peer", "engine"),): 0.0,
         (("peer", "zk-1"),): 1.0,
     }
-    [peers] = [h for h in health if isinstance(h, HealthResult) and h.component == "network.peers"]
-    assert peers.state == State.DEGRADED
-    assert peers.reason == "unreachable: engine (1 of 2 peer(s))"
+    peers = {
+        h.component: h
+        for h in health
+        if isinstance(h, HealthResult) and h.component.startswith("network.peer")
+    }
+    assert set(peers) == {"network.peer.engine", "network.peer.zk-1"}
+    engine, zk = peers["network.peer.engine"], peers["network.peer.zk-1"]
+    assert (engine.state, engine.suggested_action, dict(engine.labels)) == (
+        State.DEGRADED,
+        Action.CHECK_NETWORK,
+        {"peer": "engine"},
+    )
+    assert engine.reason.endswith("unreachable this cycle: refused")
+    assert (zk.state, dict(zk.labels)) == (State.HEALTHY, {"peer": "zk-1"})
 
 
 def test_a_probe_to_ipv6_loopback_works_when_the_host_has_it(tmp_path: Any) -> None:

@@ -13,6 +13,7 @@ from gpuwarden.catalog import catalog_names
 from gpuwarden.collectors import node
 from gpuwarden.config import AgentConfig
 from gpuwarden.health import Action, State
+from gpuwarden.readers.host import parse_meminfo, parse_thp_mode
 from tests.golden import assert_golden, exposition, split
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "node"
@@ -24,8 +25,6 @@ def make(case: str, **settings: object) -> node.NodeCollector:
         {
             "paths": {"procfs": str(root / "proc"), "sysfs": str(root / "sys")},
             "collectors": {"node": settings},
-            # The doctor's exported findings depend on the machine's packages and driver: tested on their own.
-            "doctor": {"export_metrics": False},
         }
     )
     collector = build("node", config, logging.getLogger("test"))
@@ -94,9 +93,18 @@ def test_a_nearly_full_disk_degrades_the_node(tmp_path: Path) -> None:
     [("always [madvise] never\n", "madvise"), ("[always] madvise never", "always"), ("garbage", None)],
 )
 def test_thp_mode_is_the_bracketed_word(text: str, mode: str | None) -> None:
-    assert node.parse_thp_mode(text) == mode
+    assert parse_thp_mode(text) == mode
 
 
 def test_meminfo_values_in_kb_become_bytes_and_counts_stay_counts() -> None:
-    parsed = node.parse_meminfo("MemTotal:  2 kB\nHugePages_Total:  7\nHugepagesize: 2048 kB\n")
+    parsed = parse_meminfo("MemTotal:  2 kB\nHugePages_Total:  7\nHugepagesize: 2048 kB\n")
     assert parsed == {"MemTotal": 2048, "HugePages_Total": 7, "Hugepagesize": 2048 * 1024}
+
+
+def test_a_disk_path_below_its_min_free_is_degraded_and_a_plain_path_is_short_for_a_mapping() -> None:
+    collector = make("debian-host", disk_paths=["/", {"path": "/", "min_free": "1PiB"}])
+    assert [d.path for d in collector.settings.disk_paths] == ["/", "/"]
+    _, health = split(collector.collect())
+    (disk,) = [h for h in health if h.component == "node.disk"]
+    assert disk.state is State.DEGRADED and disk.suggested_action is Action.FREE_RESOURCES
+    assert "free" in disk.reason

@@ -13,9 +13,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
 from gpuwarden.agent.health_store import HealthStore
+from gpuwarden.agent.http import Router
 from gpuwarden.agent.registry import CollectorSettings, Item
 from gpuwarden.agent.runner import Runner
-from gpuwarden.agent.server import HTTPServer
+from gpuwarden.agent.server import HTTPServer, agent_routes
 from gpuwarden.config import TLSSettings
 from gpuwarden.health import HealthResult, State
 
@@ -135,7 +136,8 @@ def test_a_scrape_answers_within_a_second_while_a_collector_hangs(runner: Runner
     runner.set_collectors(
         {"hung": (hung, CollectorSettings(interval=1, timeout=5)), "good": (good, SETTINGS)}
     )
-    server = HTTPServer("127.0.0.1:0", TLSSettings(), runner, runner.health, lambda: True)
+    routes = Router(agent_routes(runner, runner.health, lambda: True))
+    server = HTTPServer("127.0.0.1:0", TLSSettings(), routes)
     server.start()
     try:
         threading.Thread(target=runner.run, args=("hung",), daemon=True).start()
@@ -171,3 +173,31 @@ def test_removing_a_collector_drops_its_series_and_health(runner: Runner) -> Non
     runner.set_collectors({})
     assert value(runner, "test_good_runs") is None
     assert runner.health.results() == []
+
+
+class Kept:
+    """Yields the same family object every run, so a test can change it after a collection."""
+
+    def __init__(self) -> None:
+        self.family = GaugeMetricFamily("test_kept_value", "a value", value=1)
+
+    def collect(self) -> Iterator[Item]:
+        yield self.family
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_collection_renders_its_own_families_once_and_joins_the_others_cached_bytes(
+    runner: Runner,
+) -> None:
+    kept, counting = Kept(), Counting()
+    runner.set_collectors({"kept": (kept, SETTINGS), "good": (counting, SETTINGS)})
+    assert runner.run("kept") and runner.run("good")
+    kept.family.samples[0] = kept.family.samples[0]._replace(value=99.0)  # after its collection
+    assert runner.run("good")
+    assert value(runner, "test_kept_value") == 1.0  # the bytes of its own collection, not re-rendered
+    assert value(runner, "test_good_runs") == 2.0
+    assert runner.exposition.plain.count(b"# TYPE test_kept_value gauge") == 1
+    assert runner.run("kept")
+    assert value(runner, "test_kept_value") == 99.0

@@ -21,7 +21,7 @@ from gpuwarden.collectors.zookeeper.parse import Mode, Reply, ServerStatus, clas
 from gpuwarden.collectors.zookeeper.probe import four_letter, probe_server
 from gpuwarden.collectors.zookeeper.verdict import judge
 from gpuwarden.config import AgentConfig
-from gpuwarden.health import HealthResult, State
+from gpuwarden.health import Action, HealthResult, State
 from gpuwarden.paths import Paths
 from tests.fixtures.zookeeper.support import FIXTURES, recorded
 from tests.golden import assert_golden, exposition, split
@@ -80,8 +80,10 @@ def test_a_healthy_ensemble_emits_exactly_the_catalog() -> None:
 )
 def test_the_verdict_and_its_reasons_go_to_health(case: str, state: State, words: str) -> None:
     _, health = items(case)
-    assert [h.component for h in health] == ["zookeeper.quorum"]
+    assert health[0].component == "zookeeper.quorum" and dict(health[0].labels) == {"ensemble": "prod"}
     assert health[0].state is state and words in health[0].reason
+    servers = health[1:]
+    assert all(h.component == f"zookeeper.server.{h.labels['server']}" for h in servers) and len(servers) >= 3
 
 
 def test_an_unknown_verdict_exports_no_quorum_ok_rather_than_a_zero() -> None:
@@ -154,3 +156,16 @@ def test_a_closed_port_is_unreachable_and_the_probe_stops_there() -> None:
         port = s.getsockname()[1]
     status = probe_server(f"127.0.0.1:{port}", 0.5)
     assert status.mode is Mode.UNREACHABLE and "refused" in status.detail.lower()
+
+
+def test_each_server_has_its_own_result_and_a_dead_one_is_degraded() -> None:
+    _, health = items("leader_killed")
+    servers = {h.labels["server"]: h for h in health if h.component.startswith("zookeeper.server.")}
+    assert {a: h.state for a, h in servers.items()} == {
+        A: State.DEGRADED,  # the old leader and the observer are gone
+        B: State.HEALTHY,
+        C: State.HEALTHY,
+        OBS: State.DEGRADED,
+    }
+    assert servers[A].suggested_action is Action.CHECK_NETWORK
+    assert servers[A].reason == f"{A}: unreachable (ruok: Connection refused)"

@@ -4,6 +4,17 @@ Backends: `http` (KServe v2 / Triton, OpenAI-compatible), `onnxruntime`, `tensor
 See docs/engine.md.
 """
 
-from gpuwarden.collectors.engine.collector import EngineCollector
+from __future__ import annotations
 
-__all__ = ["EngineCollector"]
+import importlib
+from typing import Any
+
+# Imported on first use (PEP 562), so that declaring the collector does not load its implementation.
+_LAZY = {"EngineCollector": "collector"}
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)

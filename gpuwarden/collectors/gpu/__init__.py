@@ -1,6 +1,16 @@
-"""The GPU collector (NVML). See collector.py and docs/gpu.md. Importing the package registers `gpu`."""
+"""The GPU collector (NVML). See collector.py and docs/gpu.md. Declared in gpuwarden.collectors."""
 
-from gpuwarden.collectors.gpu.collector import GpuCollector
-from gpuwarden.collectors.gpu.settings import GpuSettings
+from __future__ import annotations
 
-__all__ = ["GpuCollector", "GpuSettings"]
+import importlib
+from typing import Any
+
+# Imported on first use (PEP 562), so that declaring the collector does not load its implementation.
+_LAZY = {"GpuCollector": "collector", "GpuSettings": "settings"}
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)

@@ -16,6 +16,7 @@ Thresholds and actions, with their sources:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from gpuwarden.collectors.gpu.backend import GPU_IS_LOST, RESET_REQUIRED, NvmlCallError
@@ -29,6 +30,11 @@ HW_SLOWDOWN_BITS = (
 )
 
 
+def gpu_labels(gpu: str, uuid: str) -> dict[str, str]:
+    """The subject of a per-GPU result: its index (or PCI id) and, once NVML named it, its UUID."""
+    return {"gpu": gpu, "uuid": uuid} if uuid else {"gpu": gpu}
+
+
 def fatal_error(snap: dict[str, Any]) -> NvmlCallError | None:
     for value in snap.values():
         if isinstance(value, NvmlCallError) and value.code in (GPU_IS_LOST, RESET_REQUIRED):
@@ -36,30 +42,50 @@ def fatal_error(snap: dict[str, Any]) -> NvmlCallError | None:
     return None
 
 
-def device_health(component: str, err: NvmlCallError | None) -> HealthResult:
+def device_health(component: str, labels: Mapping[str, str], err: NvmlCallError | None) -> HealthResult:
     """`err`: the snapshot's `fatal_error`, found once by the caller, which also needs it."""
     if err is None:
-        return HealthResult(component, State.HEALTHY, "answers NVML")
+        return HealthResult(component, State.HEALTHY, "answers NVML", labels=labels)
     if err.code == GPU_IS_LOST:
-        return HealthResult(component, State.UNHEALTHY, f"GPU is lost ({err})", Action.REBOOT_NODE)
-    return HealthResult(component, State.UNHEALTHY, f"GPU needs a reset ({err})", Action.RESET_GPU)
+        return HealthResult(
+            component, State.UNHEALTHY, f"GPU is lost ({err})", Action.REBOOT_NODE, labels=labels
+        )
+    return HealthResult(
+        component, State.UNHEALTHY, f"GPU needs a reset ({err})", Action.RESET_GPU, labels=labels
+    )
 
 
 def memory_health(
-    component: str, snap: dict[str, Any], previous: dict[str, Any] | None, storm_errors: int
+    component: str,
+    labels: Mapping[str, str],
+    snap: dict[str, Any],
+    previous: dict[str, Any] | None,
+    storm_errors: int,
 ) -> HealthResult:
     remap = ok(snap, "remapped_rows")
     if remap is not None and remap[3]:
         return HealthResult(
-            component, State.UNHEALTHY, "row remapping failed: replace the GPU (RMA)", Action.INSPECT_HARDWARE
+            component,
+            State.UNHEALTHY,
+            "row remapping failed: replace the GPU (RMA)",
+            Action.INSPECT_HARDWARE,
+            labels=labels,
         )
     if remap is not None and remap[2]:
         return HealthResult(
-            component, State.UNHEALTHY, "row remap pending: reset the GPU to apply it", Action.RESET_GPU
+            component,
+            State.UNHEALTHY,
+            "row remap pending: reset the GPU to apply it",
+            Action.RESET_GPU,
+            labels=labels,
         )
     if ok(snap, "retired_pages_pending"):
         return HealthResult(
-            component, State.UNHEALTHY, "page retirement pending: reset the GPU", Action.RESET_GPU
+            component,
+            State.UNHEALTHY,
+            "page retirement pending: reset the GPU",
+            Action.RESET_GPU,
+            labels=labels,
         )
     uncorrected = ok(snap, "ecc_uncorrected_volatile")
     if uncorrected:
@@ -68,6 +94,7 @@ def memory_health(
             State.UNHEALTHY,
             f"{uncorrected} uncorrectable ECC errors since the driver loaded",
             Action.RESET_GPU,
+            labels=labels,
         )
     corrected = ok(snap, "ecc_corrected_volatile")
     before = ok(previous or {}, "ecc_corrected_volatile")
@@ -78,8 +105,11 @@ def memory_health(
             f"ECC storm: {corrected - before} corrected errors since the last cycle "
             f"(threshold {storm_errors})",
             Action.INSPECT_HARDWARE,
+            labels=labels,
         )
-    return HealthResult(component, State.HEALTHY, "no pending remap, no uncorrectable ECC errors")
+    return HealthResult(
+        component, State.HEALTHY, "no pending remap, no uncorrectable ECC errors", labels=labels
+    )
 
 
 # NVML_GPU_RECOVERY_ACTION_* → the verdict; a code not listed here is DEGRADED, inspect.
@@ -94,7 +124,7 @@ RECOVERY_VERDICTS = {
 }
 
 
-def recovery_health(component: str, snap: dict[str, Any]) -> HealthResult | None:
+def recovery_health(component: str, labels: Mapping[str, str], snap: dict[str, Any]) -> HealthResult | None:
     fields = ok(snap, "fields_slow") or {}
     action = fields.get("recovery_action")
     if action is None or isinstance(action, dict):
@@ -102,10 +132,12 @@ def recovery_health(component: str, snap: dict[str, Any]) -> HealthResult | None
     state, reason, act = RECOVERY_VERDICTS.get(
         int(action), (State.DEGRADED, f"driver recovery action {action}", Action.INSPECT_HARDWARE)
     )
-    return HealthResult(component, state, reason, act)
+    return HealthResult(component, state, reason, act, labels=labels)
 
 
-def thermal_health(component: str, snap: dict[str, Any], margin_min: float) -> HealthResult:
+def thermal_health(
+    component: str, labels: Mapping[str, str], snap: dict[str, Any], margin_min: float
+) -> HealthResult:
     margin = ok(snap, "thermal_margin")
     reasons = ok(snap, "clock_event_reasons") or 0
     if margin is not None and margin < margin_min:
@@ -114,6 +146,7 @@ def thermal_health(component: str, snap: dict[str, Any], margin_min: float) -> H
             State.DEGRADED,
             f"{margin} °C from thermal slowdown (minimum {margin_min:g} °C)",
             Action.INSPECT_HARDWARE,
+            labels=labels,
         )
     if reasons & HW_SLOWDOWN_BITS:
         return HealthResult(
@@ -121,13 +154,16 @@ def thermal_health(component: str, snap: dict[str, Any], margin_min: float) -> H
             State.DEGRADED,
             f"hardware slowdown active (reasons 0x{reasons:x})",
             Action.INSPECT_HARDWARE,
+            labels=labels,
         )
     if margin is None:
-        return HealthResult(component, State.UNKNOWN, "no thermal margin reported")
-    return HealthResult(component, State.HEALTHY, f"{margin} °C from thermal slowdown")
+        return HealthResult(component, State.UNKNOWN, "no thermal margin reported", labels=labels)
+    return HealthResult(component, State.HEALTHY, f"{margin} °C from thermal slowdown", labels=labels)
 
 
-def pcie_health(component: str, snap: dict[str, Any], replay_burst: int) -> HealthResult | None:
+def pcie_health(
+    component: str, labels: Mapping[str, str], snap: dict[str, Any], replay_burst: int
+) -> HealthResult | None:
     width, width_max = ok(snap, "pcie_width"), ok(snap, "pcie_width_max")
     if width is None or width_max is None:
         return None
@@ -137,6 +173,7 @@ def pcie_health(component: str, snap: dict[str, Any], replay_burst: int) -> Heal
             State.DEGRADED,
             f"PCIe link downtrained: x{width} of x{width_max}",
             Action.INSPECT_HARDWARE,
+            labels=labels,
         )
     delta = snap.get("pcie_replays_delta")
     if delta is not None and delta >= replay_burst:
@@ -145,5 +182,6 @@ def pcie_health(component: str, snap: dict[str, Any], replay_burst: int) -> Heal
             State.DEGRADED,
             f"{delta} PCIe replays between the last two reads",
             Action.INSPECT_HARDWARE,
+            labels=labels,
         )
-    return HealthResult(component, State.HEALTHY, f"PCIe x{width} of x{width_max}")
+    return HealthResult(component, State.HEALTHY, f"PCIe x{width} of x{width_max}", labels=labels)

@@ -29,7 +29,7 @@ from gpuwarden.collectors.gpu.backend import (
 )
 from gpuwarden.collectors.gpu.events import XidWatcher
 from gpuwarden.collectors.gpu.kmsg import KmsgReader
-from gpuwarden.collectors.gpu.metrics import CATALOG, add_fast, add_slow, ok
+from gpuwarden.collectors.gpu.metrics import CATALOG, Labels, add_fast, add_slow, ok
 from gpuwarden.collectors.gpu.nvml_thread import DriverUnresponsive, NvmlThread
 from gpuwarden.collectors.gpu.procs import UnitCache
 from gpuwarden.collectors.gpu.queries import FAST, SLOW
@@ -63,6 +63,7 @@ class GpuCollector:
         self._unavailable: NvmlUnavailable | None = None
         self.identity: dict[int, tuple[str, str]] = {}  # index → (uuid, pci bus id)
         self._previous: dict[int, dict[str, Any]] = {}
+        self._labels: dict[int, Labels] = {}  # by GPU index; replaced when its UUID changes
         self._slow: dict[int, dict[str, Any]] = {}
         self._last_slow = float("-inf")
         self._slow_metrics: list[Metric] = []
@@ -194,13 +195,19 @@ class GpuCollector:
             for index in answering:
                 add_slow(
                     slow_fams,
-                    str(index),
-                    self.identity[index][0],
+                    self._labels_of(index),
                     self._slow.get(index, {}),
                     str(self.driver_version or ""),
                 )
             self._slow_metrics, self._slow_for = list(slow_fams), tuple(answering)
         return self._slow_metrics
+
+    def _labels_of(self, index: int) -> Labels:
+        uuid = self.identity[index][0]
+        labels = self._labels.get(index)
+        if labels is None or labels.uuid != uuid:
+            labels = self._labels[index] = Labels(str(index), uuid)
+        return labels
 
     def _keep_slow(self, index: int, snap: dict[str, Any]) -> None:
         """Counters read on slow_interval are judged per read; the verdict holds until the next read."""
@@ -219,24 +226,27 @@ class GpuCollector:
         fatal: NvmlCallError | None,
     ) -> bool:
         """Samples and health for one GPU; False when it did not answer (`fatal`: lost, needs a reset)."""
-        s, gpu, comp = self.settings, str(index), f"gpu{index}"
+        s, gpu, comp = self.settings, str(index), f"gpu.{index}"
         if ok(snap, "uuid") is not None:
             self.identity[index] = (ok(snap, "uuid"), (ok(snap, "pci") or {}).get("busId", ""))
         uuid = self.identity.get(index, ("", ""))[0]
-        results.append(checks.device_health(f"{comp}.device", fatal))
+        subject = checks.gpu_labels(gpu, uuid)
+        results.append(checks.device_health(f"{comp}.device", subject, fatal))
         if fatal is not None or index not in self.identity:
             fams.add("gpuwarden_gpu_up", 0, gpu=gpu, uuid=uuid)
             return False
         fams.add("gpuwarden_gpu_up", 1, gpu=gpu, uuid=uuid)
         procs = ok(snap, "processes")
-        add_fast(fams, gpu, uuid, snap, self.units.memory_by_unit(procs) if procs else {})
+        add_fast(fams, self._labels_of(index), snap, self.units.memory_by_unit(procs) if procs else {})
         results.append(
-            checks.memory_health(f"{comp}.memory", snap, self._previous.get(index), s.ecc_storm_errors)
+            checks.memory_health(
+                f"{comp}.memory", subject, snap, self._previous.get(index), s.ecc_storm_errors
+            )
         )
-        results.append(checks.thermal_health(f"{comp}.thermal", snap, s.thermal_margin_min_celsius))
+        results.append(checks.thermal_health(f"{comp}.thermal", subject, snap, s.thermal_margin_min_celsius))
         for result in (
-            checks.pcie_health(f"{comp}.pcie", snap, s.pcie_replay_burst),
-            checks.recovery_health(f"{comp}.recovery", snap),
+            checks.pcie_health(f"{comp}.pcie", subject, snap, s.pcie_replay_burst),
+            checks.recovery_health(f"{comp}.recovery", subject, snap),
         ):
             if result is not None:
                 results.append(result)

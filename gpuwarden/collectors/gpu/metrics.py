@@ -151,20 +151,38 @@ def ok(snap: dict[str, Any], key: str) -> Any:
     return None if isinstance(value, Exception) else value
 
 
-def _putter(fams: Families, gpu: str, uuid: str) -> Any:
-    lbl = {"gpu": gpu, "uuid": uuid}
+class Labels:
+    """One GPU's label dicts, built and checked against the catalog once, then shared by every cycle's
+    samples (nothing mutates a sample's labels). Building families this way, rather than through
+    keyword arguments checked per sample, is most of what a cycle's Python costs (bench/gpu.py part 3)."""
 
-    def put(name: str, value: Any, scale: float = 1.0, per: float = 1.0, **extra: str) -> None:
-        # Dividing by `per` (100, 1000, 1e9) keeps 95% exactly 0.95; multiplying by 0.01 would not.
-        if value is not None:
-            fams.add(f"gpuwarden_gpu_{name}", float(value) * scale / per, **lbl, **extra)
+    def __init__(self, gpu: str, uuid: str) -> None:
+        self.gpu, self.uuid = gpu, uuid
+        self._dicts: dict[tuple[str, ...], dict[str, str]] = {}
 
-    return put
+    def putter(self, fams: Families) -> Any:
+        dicts, base = self._dicts, {"gpu": self.gpu, "uuid": self.uuid}
+
+        def put(name: str, value: Any, scale: float = 1.0, per: float = 1.0, **extra: str) -> None:
+            # Dividing by `per` (100, 1000, 1e9) keeps 95% exactly 0.95; multiplying by 0.01 would not.
+            if value is None:
+                return
+            full = _NAMES[name]
+            key = (full, *extra.values())
+            labels = dicts.get(key)
+            if labels is None:
+                labels = dicts[key] = fams.check_labels(full, {**base, **extra})
+            fams.append(full, labels, float(value) * scale / per)
+
+        return put
 
 
-def add_fast(fams: Families, gpu: str, uuid: str, snap: dict[str, Any], units: dict[str, int]) -> None:
+_NAMES = {spec.name.removeprefix("gpuwarden_gpu_"): spec.name for spec in CATALOG}
+
+
+def add_fast(fams: Families, labels: Labels, snap: dict[str, Any], units: dict[str, int]) -> None:
     """Every-cycle samples for one GPU that answered; `units` is process memory by systemd unit."""
-    put = _putter(fams, gpu, uuid)
+    put = labels.putter(fams)
     util = ok(snap, "utilization") or {}
     put("utilization_ratio", util.get("gpu"), per=100)
     put("memory_utilization_ratio", util.get("memory"), per=100)
@@ -200,9 +218,10 @@ def add_fast(fams: Families, gpu: str, uuid: str, snap: dict[str, Any], units: d
             put("process_memory_used_bytes", used, unit=unit)
 
 
-def add_slow(fams: Families, gpu: str, uuid: str, snap: dict[str, Any], driver: str) -> None:
+def add_slow(fams: Families, labels: Labels, snap: dict[str, Any], driver: str) -> None:
     """Samples read on slow_interval (identity, limits, expensive counters); built once per read."""
-    put = _putter(fams, gpu, uuid)
+    put = labels.putter(fams)
+    gpu, uuid = labels.gpu, labels.uuid
     fields = {k: v for k, v in (ok(snap, "fields_slow") or {}).items() if not isinstance(v, dict)}
     pci = (ok(snap, "pci") or {}).get("busId", "")
     fams.add(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from gpuwarden.catalog import Families
 from gpuwarden.collectors.gpu.backend import XidEvent
+from gpuwarden.collectors.gpu.checks import gpu_labels
 from gpuwarden.collectors.gpu.kmsg import parse_line, pci_key
 from gpuwarden.health import HealthResult
 
@@ -54,7 +55,12 @@ def collect_xids(c: GpuCollector, fams: Families, results: list[HealthResult], n
     known = {gpu for gpu, _, _ in c.xids.counts}
     for gpu in sorted({str(i) for i in c.identity} | known):
         verdict = c.xids.verdict(gpu, now)
-        results.append(HealthResult(f"gpu{gpu}.xid", verdict.state, verdict.reason, verdict.action))
+        uuid = c.identity[int(gpu)][0] if gpu.isdigit() and int(gpu) in c.identity else ""
+        results.append(
+            HealthResult(
+                f"gpu.{gpu}.xid", verdict.state, verdict.reason, verdict.action, labels=gpu_labels(gpu, uuid)
+            )
+        )
 
 
 def bus_label(key: tuple[int, int, int] | None) -> str:

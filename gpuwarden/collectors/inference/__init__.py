@@ -1,8 +1,18 @@
 """Business metrics of the inference server: QPS, error ratio, latency, queue, batch, memory.
 
-See docs/inference.md. Importing the package registers the `inference` collector.
-"""
+See docs/inference.md. Declared in gpuwarden.collectors."""
 
-from gpuwarden.collectors.inference.collector import InferenceCollector
+from __future__ import annotations
 
-__all__ = ["InferenceCollector"]
+import importlib
+from typing import Any
+
+# Imported on first use (PEP 562), so that declaring the collector does not load its implementation.
+_LAZY = {"InferenceCollector": "collector"}
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)

@@ -1,9 +1,12 @@
 """Scrape an inference server's /metrics and look series up the way a PromQL selector does.
 
-Parsing is prometheus_client's text parser. Before it runs, lines of metrics that no selector names are
-dropped with a cheap string test: an LLM server's exposition carries hundreds of histogram buckets
-(token counts, per-step timings) the business signals never read, and the pure-Python parser's cost is
-per line.
+Only what the profile reads is parsed. Lines of metrics that no selector names are dropped with a cheap
+string test: an LLM server's exposition carries hundreds of histogram buckets (token counts, per-step
+timings) the signals never read. Of a kept sample line, the series part (`name{labels}`) is parsed by
+prometheus_client's text parser the first time it is seen and remembered; the next scrapes repeat the
+same series with new values, so they cost a split and a float(). bench/inference.py measures this against
+a full prometheus_client parse of the same exposition. Without `names`, everything goes through the
+library's parser (the reference the tests compare with).
 """
 
 from __future__ import annotations
@@ -74,27 +77,67 @@ def _wanted(name: str, names: set[str]) -> bool:
     return stem in names or stem.removesuffix("_total") in names
 
 
-def filter_lines(text: str, names: set[str]) -> str:
-    """Keep the sample, HELP and TYPE lines of the metrics in `names` (base names or sample names)."""
-    kept = []
+def sample_lines(text: str, names: set[str]) -> tuple[list[str], set[str]]:
+    """The sample lines of the metrics in `names` (base names or sample names), and the names those
+    metrics are declared under by HELP/TYPE lines (a family may be declared before it has a series)."""
+    kept: list[str] = []
+    declared: set[str] = set()
     verdicts: dict[str, bool] = {}  # a histogram repeats its name on every bucket line
     for line in text.splitlines():
-        if line.startswith("#"):
+        if not line:
+            continue
+        if line[0] == "#":
             parts = line.split(None, 3)
-            if len(parts) < 3 or parts[1] not in ("HELP", "TYPE", "UNIT"):
-                continue
-            name = parts[2]
-        else:
-            m = _NAME.match(line)
-            if m is None:
-                continue
-            name = m.group(0)
+            if len(parts) >= 3 and parts[1] in ("HELP", "TYPE") and _wanted(parts[2], names):
+                declared.add(parts[2])
+            continue
+        m = _NAME.match(line)
+        if m is None:
+            raise ScrapeError(f"invalid Prometheus exposition: no metric name in {line[:80]!r}")
+        name = m.group(0)
         verdict = verdicts.get(name)
         if verdict is None:
             verdict = verdicts[name] = _wanted(name, names)
         if verdict:
             kept.append(line)
-    return "\n".join(kept) + "\n"
+    return kept, declared
+
+
+Labels = dict[str, str]
+# Series text (`name{labels}`) → (sample name, labels), parsed once by prometheus_client. Bounded: a
+# server whose label values churn (a per-request label) must not grow the agent without limit.
+_SERIES: dict[str, tuple[str, Labels]] = {}
+_SERIES_MAX = 20_000
+
+
+def _series(text: str) -> tuple[str, Labels]:
+    known = _SERIES.get(text)
+    if known is not None:
+        return known
+    samples = [s for family in text_string_to_metric_families(text + " 0\n") for s in family.samples]
+    if len(samples) != 1:
+        raise ValueError(f"not one series: {text[:80]!r}")
+    if len(_SERIES) >= _SERIES_MAX:
+        _SERIES.clear()
+    parsed = _SERIES[text] = (samples[0].name, samples[0].labels)
+    return parsed
+
+
+def _parse_lines(lines: list[str]) -> dict[str, list[tuple[Labels, float]]]:
+    samples: dict[str, list[tuple[Labels, float]]] = {}
+    for line in lines:
+        # `name{labels} value [timestamp]`: a label value may hold spaces and braces, the value cannot.
+        close = line.rfind("}")
+        if close >= 0:
+            series, rest = line[: close + 1], line[close + 1 :]
+        else:
+            series, _, rest = line.partition(" ")
+        fields = rest.split()
+        if not 1 <= len(fields) <= 2:
+            raise ValueError(f"expected a value and an optional timestamp: {line[:80]!r}")
+        name, labels = _series(series)
+        samples.setdefault(name, []).append((labels, float(fields[0])))  # float() reads NaN, +Inf
+    return samples
 
 
 @dataclass(frozen=True)
@@ -106,11 +149,13 @@ class Exposition:
 
     @classmethod
     def parse(cls, text: str, names: set[str] | None = None) -> Exposition:
-        if names is not None:
-            text = filter_lines(text, names)
-        samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+        """The samples of `names`' metrics (see the module's doc), or of every metric when None."""
+        samples: dict[str, list[tuple[Labels, float]]] = {}
         families: set[str] = set()
         try:
+            if names is not None:
+                lines, declared = sample_lines(text, names)
+                return cls(_parse_lines(lines), frozenset(declared))
             for family in text_string_to_metric_families(text):
                 families.add(family.name)
                 for sample in family.samples:

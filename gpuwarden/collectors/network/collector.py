@@ -16,17 +16,17 @@ from gpuwarden.agent.registry import CollectorContext, Item, register
 from gpuwarden.catalog import Families
 from gpuwarden.collectors.network.catalog import CATALOG
 from gpuwarden.collectors.network.counters import WIDTH_32, CounterTracker, error_ratio, utilization
-from gpuwarden.collectors.network.infiniband import (
+from gpuwarden.collectors.network.peers import PeerStats, ProbeOutcome, probe_tcp
+from gpuwarden.collectors.network.settings import NetworkSettings
+from gpuwarden.health import Action, HealthResult, State
+from gpuwarden.paths import read_text
+from gpuwarden.readers.infiniband import (
     DATA_COUNTERS,
     WRAPPING_32BIT,
     IBPort,
     read_ports,
 )
-from gpuwarden.collectors.network.netdev import NetDevFormatError, parse_proc_net_dev, read_link
-from gpuwarden.collectors.network.peers import PeerStats, ProbeOutcome, probe_tcp
-from gpuwarden.collectors.network.settings import NetworkSettings
-from gpuwarden.health import Action, HealthResult, State
-from gpuwarden.paths import read_text
+from gpuwarden.readers.netdev import NetDevFormatError, parse_proc_net_dev, read_link
 
 NETDEV_FIELDS = (
     ("rx_bytes", "receive_bytes"),
@@ -175,11 +175,11 @@ class NetworkCollector:
         # wait halfway between the probes' worst case and the collector's deadline, then count a peer
         # still resolving as a timeout rather than let it cost the whole cycle.
         wait(futures.values(), timeout=(timeout * probes + self.settings.timeout) / 2)
-        failing = []
         for peer in peers:
             stats = self.peer_stats[peer.name]
             future = futures[peer.name]
-            stats.record(future.result() if future.done() else [ProbeOutcome("timeout", None)])
+            outcomes = future.result() if future.done() else [ProbeOutcome("timeout", None)]
+            stats.record(outcomes)
             fams.add_histogram(
                 "gpuwarden_network_peer_rtt_seconds",
                 stats.cumulative_buckets(),
@@ -189,14 +189,24 @@ class NetworkCollector:
             for result, count in stats.results.items():
                 fams.add("gpuwarden_network_peer_probes_total", count, peer=peer.name, result=result)
             fams.add("gpuwarden_network_peer_up", stats.last_ok, peer=peer.name)
-            if not stats.last_ok:
-                failing.append(peer.name)
-        if failing:
-            reason = f"unreachable: {', '.join(failing)} ({len(failing)} of {len(peers)} peer(s))"
-            yield HealthResult("network.peers", State.DEGRADED, reason, Action.CHECK_NETWORK)
-        else:
-            yield HealthResult("network.peers", State.HEALTHY, f"{len(peers)} peer(s) reachable")
+            host = f"[{peer.host}]" if ":" in peer.host else peer.host
+            yield peer_health(peer.name, f"{host}:{peer.port}", outcomes)
 
 
 def _sum(values: list[int | None]) -> int | None:
     return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
+
+def peer_health(name: str, address: str, outcomes: list[ProbeOutcome]) -> HealthResult:
+    """One result per peer (`network.peer.<name>`, label `peer`): DEGRADED when no probe got through."""
+    labels = {"peer": name}
+    if any(o.result == "ok" for o in outcomes):
+        return HealthResult(f"network.peer.{name}", State.HEALTHY, f"{address} reachable", labels=labels)
+    results = ", ".join(sorted({o.result for o in outcomes}))
+    return HealthResult(
+        f"network.peer.{name}",
+        State.DEGRADED,
+        f"{address} unreachable this cycle: {results}",
+        Action.CHECK_NETWORK,
+        labels=labels,
+    )

@@ -1,4 +1,2 @@
 """ZooKeeper quorum checker: 4lw probes (probe), reply parsing (parse), the ensemble verdict (verdict),
-and the registered `zookeeper` collector (collector)."""
-
-from gpuwarden.collectors.zookeeper import collector  # noqa: F401  (registers "zookeeper")
+the settings (settings) and the `zookeeper` collector (collector), declared in gpuwarden.collectors."""

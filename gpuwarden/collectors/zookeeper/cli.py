@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+from typing import TYPE_CHECKING
 
 from gpuwarden import config as configmod
-from gpuwarden.collectors.zookeeper.collector import check
-from gpuwarden.collectors.zookeeper.parse import ServerStatus
-from gpuwarden.collectors.zookeeper.verdict import EnsembleVerdict
 from gpuwarden.config import AgentConfig, ConfigError
 from gpuwarden.fleet.address import split_address
+
+if TYPE_CHECKING:
+    from gpuwarden.collectors.zookeeper.parse import ServerStatus
+    from gpuwarden.collectors.zookeeper.verdict import EnsembleVerdict
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -83,6 +85,8 @@ def render(name: str, verdict: EnsembleVerdict, status: dict[str, ServerStatus],
 
 
 def run(args: argparse.Namespace) -> int:
+    from gpuwarden.collectors.zookeeper.collector import check  # not loaded by other commands' parsers
+
     cfg = configmod.load(args.config)  # a ConfigError (bad file or flag) becomes exit 78 in cli.main
     voters, observers = _ensemble(args, cfg)
     zk = cfg.collector_settings("zookeeper")

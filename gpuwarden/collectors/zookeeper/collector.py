@@ -9,47 +9,14 @@ tolerable_failures are left out rather than exported as 0: a refused probe is no
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated
 
-from pydantic import AfterValidator, Field, model_validator
-
-from gpuwarden.agent.registry import CollectorContext, CollectorSettings, Item, register
+from gpuwarden.agent.registry import CollectorContext, Item, register
 from gpuwarden.catalog import Families, MetricSpec
 from gpuwarden.collectors.zookeeper.parse import SERVING_MODES, Mode, ServerStatus
 from gpuwarden.collectors.zookeeper.probe import probe_all
-from gpuwarden.collectors.zookeeper.verdict import EnsembleVerdict, Verdict, judge
-from gpuwarden.fleet.address import check_address
-
-if TYPE_CHECKING:
-    from gpuwarden.config import AgentConfig
+from gpuwarden.collectors.zookeeper.settings import ZookeeperSettings
+from gpuwarden.collectors.zookeeper.verdict import EnsembleVerdict, Verdict, describe, judge
 from gpuwarden.health import Action, HealthResult, State
-
-Address = Annotated[str, AfterValidator(check_address)]
-
-
-class ZookeeperSettings(CollectorSettings):
-    enabled: bool = Field(False, description="probe the ZooKeeper ensemble (off: no ensemble is known)")
-    ensemble: str = Field("default", min_length=1, description="ensemble name, the `ensemble` label")
-    servers: list[Address] = Field(
-        default_factory=list,
-        description="voting members as host:port; empty means the servers of `fleet.hosts`",
-    )
-    observers: list[Address] = Field(default_factory=list, description="observers (non-voting) as host:port")
-    probe_timeout: float = Field(
-        1.0, gt=0, description="seconds allowed for each four-letter-word exchange with one server"
-    )
-
-    def problems(self, config: AgentConfig) -> list[str]:
-        if self.enabled and not self.servers and not config.fleet.hosts:
-            return ["collectors.zookeeper.servers: name the ensemble's servers (or set fleet.hosts)"]
-        return []
-
-    @model_validator(mode="after")
-    def _distinct(self) -> ZookeeperSettings:
-        every = [*self.servers, *self.observers]
-        if len(set(every)) != len(every):
-            raise ValueError("a server is listed twice in servers/observers")
-        return self
 
 
 def _server_catalog(name: str, help_text: str, unit: str = "") -> MetricSpec:
@@ -176,7 +143,20 @@ def export(ensemble: str, verdict: EnsembleVerdict, status: dict[str, ServerStat
     yield from fams
     state, action = HEALTH[verdict.verdict]
     reason = f"{ensemble}: {verdict.verdict.value}: " + "; ".join(verdict.reasons)
-    yield HealthResult("zookeeper.quorum", state, reason, action)
+    yield HealthResult("zookeeper.quorum", state, reason, action, labels={"ensemble": ensemble})
+    for s in status.values():
+        yield server_health(ensemble, s)
+
+
+def server_health(ensemble: str, s: ServerStatus) -> HealthResult:
+    """One result per configured server (`zookeeper.server.<host:port>`, label `server`). A server that
+    does not serve is DEGRADED: whether the ensemble still has quorum is `zookeeper.quorum`'s verdict."""
+    component, labels = f"zookeeper.server.{s.address}", {"ensemble": ensemble, "server": s.address}
+    if s.mode in SERVING_MODES:
+        return HealthResult(component, State.HEALTHY, f"{s.address}: {s.mode.value}", labels=labels)
+    if s.mode is Mode.WHITELIST_BLOCKED:
+        return HealthResult(component, State.UNKNOWN, describe(s), Action.FIX_CONFIG, labels=labels)
+    return HealthResult(component, State.DEGRADED, describe(s), Action.CHECK_NETWORK, labels=labels)
 
 
 @register("zookeeper", ZookeeperSettings)

@@ -77,7 +77,7 @@ def judge(
         return EnsembleVerdict(
             Verdict.SPLIT, (f"{len(leaders)} servers claim to lead: {', '.join(leaders)}",), n
         )
-    problems = [_describe(status[a]) for a in every if status[a].mode not in SERVING_MODES]
+    problems = [describe(status[a]) for a in every if status[a].mode not in SERVING_MODES]
     if n > 1:
         problems += [
             f"{a}: runs standalone, outside the ensemble" for a in every if status[a].mode is Mode.STANDALONE
@@ -129,7 +129,7 @@ def judge(
     return EnsembleVerdict(verdict, tuple(reasons), n, leader, synced, tolerable)
 
 
-def _describe(s: ServerStatus) -> str:
+def describe(s: ServerStatus) -> str:
     what = {
         Mode.READ_ONLY: "read-only (cut off from the quorum)",
         Mode.NOT_SERVING: "not serving (no quorum or electing)",

@@ -1,0 +1,40 @@
+"""Settings of the `zookeeper` collector (declared in gpuwarden.collectors; the collector is collector.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import AfterValidator, Field, model_validator
+
+from gpuwarden.agent.registry import CollectorSettings
+from gpuwarden.fleet.address import check_address
+
+if TYPE_CHECKING:
+    from gpuwarden.config import AgentConfig
+
+Address = Annotated[str, AfterValidator(check_address)]
+
+
+class ZookeeperSettings(CollectorSettings):
+    enabled: bool = Field(False, description="probe the ZooKeeper ensemble (off: no ensemble is known)")
+    ensemble: str = Field("default", min_length=1, description="ensemble name, the `ensemble` label")
+    servers: list[Address] = Field(
+        default_factory=list,
+        description="voting members as host:port; empty means the servers of `fleet.hosts`",
+    )
+    observers: list[Address] = Field(default_factory=list, description="observers (non-voting) as host:port")
+    probe_timeout: float = Field(
+        1.0, gt=0, description="seconds allowed for each four-letter-word exchange with one server"
+    )
+
+    def problems(self, config: AgentConfig) -> list[str]:
+        if self.enabled and not self.servers and not config.fleet.hosts:
+            return ["collectors.zookeeper.servers: name the ensemble's servers (or set fleet.hosts)"]
+        return []
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ZookeeperSettings:
+        every = [*self.servers, *self.observers]
+        if len(set(every)) != len(every):
+            raise ValueError("a server is listed twice in servers/observers")
+        return self
