@@ -124,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", help="allow remediations again after a pause")
     oncall.add_pause(p)
     p.set_defaults(func=oncall.resume)
+    from gpuwarden.remediations import cli as remediation_cli
+
+    p = sub.add_parser("quarantine", help="GPUs the gpu_quarantine playbook took out of service")
+    remediation_cli.add_quarantine_arguments(p)
+    p.set_defaults(func=remediation_cli.quarantine)
     # --- engine / worker ---
     from gpuwarden.worker import main as worker_main  # stdlib only; the model stack loads on start
 

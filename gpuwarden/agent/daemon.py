@@ -255,12 +255,19 @@ class Agent:
             config.remediation,
             health=health_lookup(self.health.results),
             budget=lambda: self.fleet.budget if self.fleet else None,
+            fleet=lambda: self.fleet,
+            inventory=self._gpu_inventory,
             log=self.log.getChild("remediation"),
         ).start()
         subscribe = getattr(self.health, "subscribe", None)  # the health stream's HealthStore.subscribe
         self._unsubscribe = subscribe(self.engine.on_transition) if subscribe else None
         self.runner.add_source(self.engine)
         self.log.info("remediation engine started: %s", ", ".join(self.engine.playbooks) or "no playbooks")
+
+    def _gpu_inventory(self) -> dict[str, str]:
+        """GPU index → UUID as the GPU collector last saw them (gpu_quarantine names GPUs by UUID)."""
+        identity = getattr(self.runner.collector("gpu"), "identity", None) or {}
+        return {str(index): uuid for index, (uuid, _) in identity.items()}
 
     def reload(self) -> None:
         """Apply the config file again; one that cannot be read or applied leaves the running one in place.
