@@ -130,6 +130,18 @@ def test_a_bad_file_is_skipped_with_its_reason_and_the_others_are_kept(tmp_path:
     assert promtool_parse_errors(text) == ""
 
 
+@pytest.mark.parametrize("bound", [" 1", "1_0", "0x1p3", "nan"])
+def test_a_bucket_bound_python_reads_but_prometheus_does_not_fails_its_file(
+    tmp_path: Path, bound: str
+) -> None:
+    # Found by the fuzz test: float(" 1") is 1.0 in Python, while promtool rejects le=" 1" and the whole page.
+    text_in = f'# TYPE d histogram\nd_bucket{{le="{bound}"}} 1\nd_bucket{{le="+Inf"}} 1\nd_sum 1\nd_count 1\n'
+    (tmp_path / "bad.prom").write_text(text_in)
+    text, _ = collect(tmp_path)
+    assert 'gpuwarden_textfile_file_error{file="bad.prom",reason="invalid_label"} 1.0' in text
+    assert promtool_parse_errors(text) == ""
+
+
 def test_a_name_clash_between_files_skips_the_later_file(tmp_path: Path) -> None:
     (tmp_path / "a.prom").write_text("# TYPE jobs_done counter\njobs_done 1\n")
     (tmp_path / "b.prom").write_text("# TYPE jobs_done_total gauge\njobs_done_total 2\n")
