@@ -15,7 +15,7 @@ DEBIAN_PACKAGES := zookeeper prometheus prometheus-alertmanager prometheus-node-
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,worker]'
+	$(PY) -m pip install -q -e '.[test,worker,demo]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -28,14 +28,11 @@ run: venv
 	@echo "gpuwarden: scrape http://$(LISTEN)/metrics   health: http://$(LISTEN)/health"
 	$(VENV)/bin/gpuwarden agent --listen $(LISTEN)
 
-# The agent against the reference worker (KServe v2 + vLLM-style metrics) and a replayed H200.
-demo: venv
-	mkdir -p .demo
-	sed 's#\.demo/#$(CURDIR)/.demo/#' examples/demo.yaml > .demo/agent.yaml
-	$(VENV)/bin/gpuwarden worker --listen 127.0.0.1:8000 --model-dir .demo/model & echo $$! > .demo/worker.pid; \
-	trap 'kill $$(cat .demo/worker.pid) 2>/dev/null' EXIT; sleep 3; \
-	echo "gpuwarden: scrape http://127.0.0.1:9837/metrics   health: http://127.0.0.1:9837/health"; \
-	$(VENV)/bin/gpuwarden agent --config .demo/agent.yaml
+# The incident drill on one machine (no GPU needed; the GPU is an NVML replay): ZooKeeper x3, Prometheus and
+# Alertmanager from Debian's packages, the agent supervising the reference worker; OOM, hang, latency spike
+# and quorum loss, with the timeline printed live and written to .demo/timeline.{json,png}. Ctrl-C stops all.
+demo: deps-debian venv
+	$(PY) -m gpuwarden.demo --out .demo
 
 lint: venv
 	$(VENV)/bin/ruff check gpuwarden tests bench

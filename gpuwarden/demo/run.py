@@ -1,0 +1,199 @@
+"""`make demo` / `python -m gpuwarden.demo [--short] [--out DIR]`: the whole incident loop on one machine.
+
+Brings up a 3-server ZooKeeper ensemble, Alertmanager and Prometheus (Debian's packages, loopback, free
+ports) with the generated rules, and the agent with its playbooks, supervising the reference worker; runs
+the scripted incident (scenario.py), prints the timeline as it happens, then the table of measured times;
+writes DIR/timeline.json and DIR/timeline.png; stops everything it started, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from gpuwarden.demo import configs, report, scenario
+from gpuwarden.demo.load import Load
+from gpuwarden.demo.plot import draw
+from gpuwarden.demo.services import ServiceError, Services, binary
+from gpuwarden.demo.timeline import Timeline
+from gpuwarden.demo.watch import AlertWatch, AuditWatch, Watchers, sample_metrics, start_inbox
+from gpuwarden.demo.zookeeper import Ensemble, free_ports, zookeeper_available
+
+MARKER = ".gpuwarden-demo"  # only a directory the demo made is emptied on the next run
+
+
+def api_available() -> bool:
+    """Whether this build's agent takes Alertmanager's webhook (`api:` section, `/v1/alerts`) and has the
+    `scale_signal` playbook; before both landed the latency step says it is not wired."""
+    import gpuwarden.remediations.playbooks  # noqa: F401  (fills the registry)
+    from gpuwarden.config import AgentConfig
+    from gpuwarden.remediations.registry import PLAYBOOKS
+
+    return "api" in AgentConfig.model_fields and "scale_signal" in PLAYBOOKS
+
+
+def prepare(out: Path) -> None:
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise ServiceError(f"{out} is not empty and was not made by the demo: choose another --out")
+    shutil.rmtree(out, ignore_errors=True)
+    for sub in ("logs", "audit", "model", "prometheus/data", "alertmanager/data"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by `python -m gpuwarden.demo`; emptied on its next run\n")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m gpuwarden.demo", description=__doc__.splitlines()[0])
+    p.add_argument("--short", action="store_true", help="the CI version: shorter waits and alert windows")
+    p.add_argument("--out", type=Path, default=Path(".demo"), help="where logs, timeline.json/png go")
+    args = p.parse_args(argv)
+    repo = Path(__file__).resolve().parents[2]
+    if not (repo / configs.REPLAY_FILE).exists():
+        print(f"gpuwarden demo: needs a source checkout ({configs.REPLAY_FILE} not found)", file=sys.stderr)
+        return 1
+    if not zookeeper_available():
+        print("gpuwarden demo: ZooKeeper is not installed (`make deps-debian`)", file=sys.stderr)
+        return 1
+    out = args.out.resolve()
+    try:
+        prepare(out)
+    except ServiceError as err:
+        print(f"gpuwarden demo: {err}", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, _interrupt)
+    pace = configs.SHORT if args.short else configs.FULL
+    timeline = Timeline()
+    services = Services(out / "logs", pid_files=[out / "worker.pid"])
+    ensemble: Ensemble | None = None
+    watchers = Watchers(timeline)
+    load: Load | None = None
+    inbox = None
+    code = 1
+    try:
+        banner(pace, args.short)
+        ensemble = Ensemble(root=out / "zookeeper", keep_files=True)
+        ensemble.start(timeout=120)
+        timeline.add("zookeeper", f"ZooKeeper ensemble serving: {ensemble.hosts} (leader and 2 followers)")
+        ports = configs.Ports(*free_ports(5))
+        api = api_available()
+        agent_yaml = configs.write_all(out, repo, ports, ensemble.addresses, pace, api)
+        urls = {
+            k: f"http://127.0.0.1:{getattr(ports, k)}"
+            for k in ("agent", "worker", "prometheus", "alertmanager")
+        }
+        inbox = start_inbox(timeline, ports.inbox)
+        am = services.start("alertmanager", [
+            binary("prometheus-alertmanager", "alertmanager"),
+            f"--config.file={out / 'alertmanager' / 'alertmanager.yml'}",
+            f"--storage.path={out / 'alertmanager' / 'data'}",
+            f"--web.listen-address=127.0.0.1:{ports.alertmanager}", "--cluster.listen-address=",
+        ])  # fmt: skip
+        services.wait_http(am, f"{urls['alertmanager']}/-/ready", 60, lambda s: s == 200)
+        timeline.add("alertmanager", f"Alertmanager on {urls['alertmanager']} (generated routes; agents' "
+                     f"webhook {urls['agent']}/v1/alerts with a bearer token file)")  # fmt: skip
+        prom = services.start("prometheus", [
+            binary("prometheus"), f"--config.file={out / 'prometheus' / 'prometheus.yml'}",
+            f"--storage.tsdb.path={out / 'prometheus' / 'data'}",
+            f"--web.listen-address=127.0.0.1:{ports.prometheus}",
+        ])  # fmt: skip
+        services.wait_http(prom, f"{urls['prometheus']}/-/ready", 60, lambda s: s == 200)
+        rules = len(list((out / "prometheus" / "rules").glob("*.yml")))
+        timeline.add(
+            "prometheus", f"Prometheus on {urls['prometheus']} with the {rules} generated rule files"
+        )
+        agent = services.start(
+            "agent", [sys.executable, "-m", "gpuwarden", "agent", "--config", str(agent_yaml)]
+        )
+        services.wait_http(agent, f"{urls['agent']}/healthz", 120, lambda s: s == 200)
+        timeline.add("agent", f"agent on {urls['agent']}: collectors gpu ({configs.REPLAY_LABEL}), engine, "
+                     "inference, zookeeper; playbooks memory_fraction, worker_restart"
+                     + (", scale_signal" if api else ""))  # fmt: skip
+        for fn, every, name in (
+            (lambda: watchers.poll_health(urls["agent"]), 0.5, "health"),
+            (AuditWatch(timeline, out / "audit" / "audit.jsonl").poll, 0.5, "audit"),
+            (lambda: sample_metrics(timeline, urls["agent"]), 1.0, "metrics"),
+        ):
+            watchers.every(every, fn, name)
+        load = Load(urls["worker"], out / "model").start()
+        if not wait_for(lambda: watchers.health.get("engine.probe") == "HEALTHY", 120):
+            raise ServiceError(f"the worker never served the canary; see {out / 'logs'}")
+        timeline.add("worker", f"reference worker on {urls['worker']}, started and supervised by the agent; "
+                     "client load ~12 inferences/s")  # fmt: skip
+        alerts = AlertWatch(timeline, urls["prometheus"], urls["alertmanager"])
+        watchers.every(1.0, alerts.poll_prometheus, "prometheus")
+        watchers.every(1.0, alerts.poll_alertmanager, "alertmanager")
+        time.sleep(max(0.0, 16 - (time.monotonic() - timeline.started)))  # the agent's startup grace
+        drill = scenario.Drill(
+            timeline, watchers, ensemble, pace, urls["worker"], "demo-worker-admin-token",
+            urls["prometheus"], urls["alertmanager"], urls["agent"],
+            out / "scale-signal.json" if api else None,
+        )  # fmt: skip
+        drill.run()
+        watchers.close()  # the table comes after the last line of the timeline
+        code = finish(timeline, out, pace, args.short, api)
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping everything the demo started", flush=True)
+        code = 130
+    except ServiceError as err:
+        print(f"gpuwarden demo: {err}", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave processes behind
+        watchers.close()
+        if load:
+            load.close()
+        if inbox:
+            inbox.shutdown()
+        services.stop_all()
+        if ensemble:
+            ensemble.close()
+        print(f"stopped: agent, worker, Prometheus, Alertmanager, ZooKeeper x3; logs in {out / 'logs'}")
+    return code
+
+
+def wait_for(condition: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(condition) and condition():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def banner(pace: configs.Pace, short: bool) -> None:
+    print("gpuwarden demo: the incident loop on one machine" + (" (short version)" if short else ""))
+    print(f"  GPU: {configs.REPLAY_LABEL} ({configs.REPLAY_FILE})")
+    print("  demo settings (shortened so the drill takes minutes, not hours):")
+    for line in configs.changes(pace):
+        print(f"    - {line}")
+    print("\n== Setup")
+
+
+def finish(timeline: Timeline, out: Path, pace: configs.Pace, short: bool, api: bool) -> int:
+    rows = report.table(timeline, scenario.INCIDENTS)
+    print("\n== Detection and recovery, measured in this run (seconds after each fault)\n")
+    print(report.render(rows))
+    meta = {
+        "short": short,
+        "gpu": {"source": "replay", "label": configs.REPLAY_LABEL, "file": configs.REPLAY_FILE},
+        "webhook_wired": api,
+        "demo_settings": configs.changes(pace),
+    }
+    timeline.write_json(out / "timeline.json", meta, rows)
+    slo = configs.mixin(pace).latency_slo_seconds
+    title = "gpuwarden demo: OOM, hang, latency spike, ZooKeeper quorum loss  |  GPU: " + configs.REPLAY_LABEL
+    draw(out / "timeline.png", timeline.samples, timeline.events, slo, title)
+    print(f"\ntimeline: {out / 'timeline.json'}\npicture:  {out / 'timeline.png'}")
+    timeouts = [e for e in timeline.events if e.step == "timeout"]
+    return 1 if timeouts else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
