@@ -24,6 +24,7 @@ CLUSTER = "demo"
 REPLAY_FILE = "tests/fixtures/nvml/h200-busy.json"  # an H200 recorded with `gpuwarden gpu record`
 REPLAY_LABEL = "REPLAY: recorded H200 (NVML replay fixture), not a live GPU"
 MEMORY_FRACTION_VAR = "GPUWARDEN_MEMORY_FRACTION"
+STARTUP_GRACE_S = 10.0  # the engine acts on nothing while the worker and the first probes come up
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def agent_config(
         "remediation": {
             "enabled": True,
             "audit_log": str(out / "audit" / "audit.jsonl"),
-            "startup_grace_s": 15,  # the worker and the first probes come up first
+            "startup_grace_s": STARTUP_GRACE_S,
             "targets": {
                 "worker": {
                     "kind": "process",

@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         timeline.add(
             "prometheus", f"Prometheus on {urls['prometheus']} with the {rules} generated rule files"
         )
+        agent_started = time.monotonic()
         agent = services.start(
             "agent", [sys.executable, "-m", "gpuwarden", "agent", "--config", str(agent_yaml)]
         )
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         alerts = AlertWatch(timeline, urls["prometheus"], urls["alertmanager"])
         watchers.every(1.0, alerts.poll_prometheus, "prometheus")
         watchers.every(1.0, alerts.poll_alertmanager, "alertmanager")
-        time.sleep(max(0.0, 16 - (time.monotonic() - timeline.started)))  # the agent's startup grace
+        time.sleep(max(0.0, agent_started + configs.STARTUP_GRACE_S + 2 - time.monotonic()))
         drill = scenario.Drill(
             timeline, watchers, ensemble, pace, urls["worker"], "demo-worker-admin-token",
             urls["prometheus"], urls["alertmanager"], urls["agent"],

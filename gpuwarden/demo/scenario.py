@@ -83,7 +83,8 @@ class Drill:
         return sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
-            if line.startswith('alertmanager_notifications_failed_total{integration="webhook"')
+            # Per attempt: the agent's answer is a 5xx, which Alertmanager retries until group_interval.
+            if line.startswith('alertmanager_notification_requests_failed_total{integration="webhook"')
         )
 
     def not_wired(self) -> str:
