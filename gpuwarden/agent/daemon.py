@@ -252,6 +252,7 @@ class Agent:
             config.remediation,
             health=health_lookup(self.health.results),
             budget=lambda: self.fleet.budget if self.fleet else None,
+            fleet=lambda: self.fleet,  # scale_signal decides as the fleet's leader, in ZooKeeper
             log=self.log.getChild("remediation"),
         ).start()
         subscribe = getattr(self.health, "subscribe", None)  # the health stream's HealthStore.subscribe

@@ -149,9 +149,12 @@ class Drill:
         self.wait("Alertmanager routes it", self.event("alertmanager.InferenceP99LatencyHigh"), 30)
         if self.scale_signal_file is not None:
             signal = self.scale_signal_file
-            if self.wait("the scale-up signal", signal.exists, 60):
-                t.add("scale.up", f"scale-up signal written: {signal.read_text().strip()}", role="act",
-                      source="scale")  # fmt: skip
+            if (
+                self.wait("the scale_signal run", self.event("scale_signal.succeeded"), 60)
+                and signal.exists()
+            ):
+                t.add("scale.up", f"scale-up signal for the autoscaler: {signal.read_text().strip()}",
+                      role="act", source="scale")  # fmt: skip
         else:
             t.add("not_wired", f"not wired: {self.not_wired()}", source="demo")
         t.add("clear", "fault cleared: latency back to normal")

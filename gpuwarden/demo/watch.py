@@ -113,7 +113,7 @@ class AuditWatch:
         rail = held.get("rail") or ("fleet budget" if held.get("step") == "lease" else r["result"])
         self.timeline.add(
             f"{pb}.{r['result']}",
-            f"{pb} asked ({trigger.get('source', '?')}: {trigger.get('reason', '')}); held back by "
+            f"{pb} asked by {trigger.get('actor', '?')} ({trigger.get('reason', '')}); held back by "
             f"{rail}: {r.get('reason', '')}{lease}",
             role="held" if r["result"] in ("denied", "skipped") else "info", source="remediation",
             playbook=pb, result=r["result"], rail=rail, run=run,
@@ -122,7 +122,7 @@ class AuditWatch:
     def show(self, r: dict[str, Any]) -> None:
         step, pb, add = r["step"], r["playbook"], self.timeline.add
         if step == "trigger":
-            add(f"{pb}.trigger", f"{pb} asked ({r.get('source')}): {r.get('reason')}", role="detect",
+            add(f"{pb}.trigger", f"{pb} asked by {r.get('actor')}: {r.get('reason')}", role="detect",
                 source="remediation", playbook=pb, run=r["run"])  # fmt: skip
         elif step == "plan":
             steps = "; ".join(f"{s['name']}: {s['detail']}" for s in r.get("steps", []))
