@@ -16,7 +16,12 @@ PANELS = (
     (("zk_tolerable_failures", "zk_quorum_ok"), "ZooKeeper", None),
     (("replay_gpu_utilization",), "GPU 0 util (REPLAY)", None),
 )
-MARKS = {"inject": ("tab:red", "--"), "act": ("tab:green", "-"), "recover": ("tab:blue", ":")}
+MARKS = {
+    "inject": ("tab:red", "--"),
+    "act": ("tab:green", "-"),
+    "held": ("tab:orange", "-."),
+    "recover": ("tab:blue", ":"),
+}
 
 
 def spans(events: list[Event]) -> dict[str, tuple[float, float]]:
@@ -61,7 +66,9 @@ def draw(path: Path, samples: list[dict[str, Any]], events: list[Event], slo: fl
         color, style = MARKS[e.role]
         for ax in axes:
             ax.axvline(e.t, color=color, linestyle=style, linewidth=0.9, alpha=0.8)
-        label = {"inject": "fault", "act": e.step.split(".")[0], "recover": "recovered"}[e.role]
+        label = {"inject": "fault", "act": e.step.split(".")[0], "held": "held back", "recover": "recovered"}[
+            e.role
+        ]
         top.annotate(
             label, (e.t, 0.97), xycoords=("data", "axes fraction"), rotation=90, fontsize=6,
             va="top", ha="right", color=color,

@@ -13,6 +13,14 @@ from gpuwarden.demo.timeline import Event, Timeline
 
 # Milestones printed under the table: (incident, step, label).
 MILESTONES = (
+    ("oom", "health.engine.probe.DEGRADED", "agent: canary fails (HTTP 500, CUDA OOM)"),
+    ("oom", "crash", "worker dies of it (exit 134)"),
+    ("oom", "memory_fraction.trigger", "agent, its supervisor, sees the exit"),
+    ("oom", "memory_fraction.succeeded", "memory fraction lowered, worker restarted and ready"),
+    ("hang", "health.engine.probe.DEGRADED", "agent: canary times out"),
+    ("hang", "health.engine.probe.UNHEALTHY", "agent: engine.probe UNHEALTHY"),
+    ("hang", "worker_restart.trigger", "held 3s (for_s): restart asked"),
+    ("hang", "worker_restart.succeeded", "worker restarted and ready"),
     ("latency", "health.inference.latency.DEGRADED", "agent sees p99 over the SLO"),
     ("latency", "prometheus.InferenceP99LatencyHigh.pending", "Prometheus: alert pending"),
     ("latency", "prometheus.InferenceP99LatencyHigh.firing", "Prometheus: alert firing"),
@@ -50,7 +58,7 @@ def table(timeline: Timeline, incidents: tuple[str, ...]) -> list[dict[str, Any]
                 "injected_at_s": inject.t,
                 "fault": inject.text,
                 "detected_after_s": after(detect),
-                "detected_by": detect.text if detect else None,
+                "detected_by": label(detect) if detect else None,
                 "acted_after_s": after(act),
                 "acted": act.text if act else None,
                 "recovered_after_s": after(recover),
@@ -68,6 +76,13 @@ def table(timeline: Timeline, incidents: tuple[str, ...]) -> list[dict[str, Any]
     return rows
 
 
+def label(e: Event) -> str:
+    """A short name for the first sign of an incident: `agent: engine.probe DEGRADED`."""
+    if e.step.startswith("health."):
+        return f"agent: {e.data.get('component')} {e.data.get('state')}"
+    return e.text if len(e.text) <= 60 else e.text[:57] + "..."
+
+
 def _s(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
 
@@ -82,7 +97,7 @@ def render(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"{r['incident']:<10} {r['injected_at_s']:>8.1f}s {_s(r['detected_after_s']):>9} "
             f"{_s(r['acted_after_s']):>7} {_s(r['recovered_after_s']):>10} {r['held_back']:>5}  "
-            f"{(r['detected_by'] or '-')[:70]}"
+            f"{r['detected_by'] or '-'}"
         )
     for r in rows:
         for m in r["milestones"]:

@@ -129,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         timeline.add("worker", f"reference worker on {urls['worker']}, started and supervised by the agent; "
                      "client load ~12 inferences/s")  # fmt: skip
         alerts = AlertWatch(timeline, urls["prometheus"], urls["alertmanager"])
-        watchers.every(1.0, alerts.poll_prometheus, "prometheus")
-        watchers.every(1.0, alerts.poll_alertmanager, "alertmanager")
+        watchers.every(0.5, alerts.poll_prometheus, "prometheus")
+        watchers.every(0.5, alerts.poll_alertmanager, "alertmanager")
         time.sleep(max(0.0, agent_started + configs.STARTUP_GRACE_S + 2 - time.monotonic()))
         drill = scenario.Drill(
             timeline, watchers, ensemble, pace, urls["worker"], "demo-worker-admin-token",

@@ -109,14 +109,15 @@ class AuditWatch:
         held: dict[str, Any] = next(
             (e for e in earlier if e["step"] in ("decision", "lease") and not _allowed(e)), {}
         )
-        lease = f" [{held['reason']}]" if held.get("step") == "lease" else ""
-        rail = held.get("rail") or ("fleet budget" if held.get("step") == "lease" else r["result"])
+        if held.get("step") == "lease":
+            rail, why = "fleet budget", str(held.get("reason", ""))
+        else:
+            rail, why = str(held.get("rail") or r["result"]), str(r.get("reason", ""))
         self.timeline.add(
             f"{pb}.{r['result']}",
-            f"{pb} asked by {trigger.get('actor', '?')} ({trigger.get('reason', '')}); held back by "
-            f"{rail}: {r.get('reason', '')}{lease}",
+            f"{pb} asked by {trigger.get('actor', '?')}; held back by the {rail} rail: {why}",
             role="held" if r["result"] in ("denied", "skipped") else "info", source="remediation",
-            playbook=pb, result=r["result"], rail=rail, run=run,
+            playbook=pb, result=r["result"], rail=rail, run=run, trigger=trigger.get("reason"),
         )  # fmt: skip
 
     def show(self, r: dict[str, Any]) -> None:
@@ -125,8 +126,9 @@ class AuditWatch:
             add(f"{pb}.trigger", f"{pb} asked by {r.get('actor')}: {r.get('reason')}", role="detect",
                 source="remediation", playbook=pb, run=r["run"])  # fmt: skip
         elif step == "plan":
-            steps = "; ".join(f"{s['name']}: {s['detail']}" for s in r.get("steps", []))
-            add(f"{pb}.plan", f"{pb} plan: {steps}", source="remediation", playbook=pb)
+            steps = r.get("steps", [])  # each step's detail is in the JSON; the line shows the sequence
+            names = " -> ".join(s["name"] + (" (disruptive)" if s["disruptive"] else "") for s in steps)
+            add(f"{pb}.plan", f"{pb} plan: {names}", source="remediation", playbook=pb, steps=steps)
         elif step == "lease":
             granted = "granted" if r.get("granted") else "not granted"
             add(f"{pb}.lease", f"{pb} fleet budget lease {granted}: {r.get('reason') or 'from ZooKeeper'}",
