@@ -24,6 +24,7 @@ CLUSTER = "demo"
 REPLAY_FILE = "tests/fixtures/nvml/h200-busy.json"  # an H200 recorded with `gpuwarden gpu record`
 REPLAY_LABEL = "REPLAY: recorded H200 (NVML replay fixture), not a live GPU"
 MEMORY_FRACTION_VAR = "GPUWARDEN_MEMORY_FRACTION"
+WORKER_ADMIN_TOKEN = "demo-worker-admin-token"  # the worker's fault API (loopback only)
 STARTUP_GRACE_S = 10.0  # the engine acts on nothing while the worker and the first probes come up
 
 
@@ -244,7 +245,7 @@ def write_all(out: Path, repo: Path, ports: Ports, zk_hosts: list[str], pace: Pa
     token = "demo-alertmanager-token-0123456789abcdef"
     write_secret(out / "alertmanager-token", token)
     write_secret(out / "api-tokens", f"alertmanager:{token}")
-    write_secret(out / "worker-admin-token", "demo-worker-admin-token")
+    write_secret(out / "worker-admin-token", WORKER_ADMIN_TOKEN)
     (out / "worker.env").write_text(f"{MEMORY_FRACTION_VAR}=0.9\n")
     dump = {"sort_keys": False, "width": 1000}
     (out / "prometheus" / "prometheus.yml").write_text(

@@ -12,17 +12,15 @@ import argparse
 import shutil
 import signal
 import sys
-import time
 from pathlib import Path
 from types import FrameType
 
 from gpuwarden.demo import configs, report, scenario
-from gpuwarden.demo.load import Load
 from gpuwarden.demo.plot import draw
-from gpuwarden.demo.services import ServiceError, Services, binary
+from gpuwarden.demo.services import ServiceError
+from gpuwarden.demo.stack import Stack
 from gpuwarden.demo.timeline import Timeline
-from gpuwarden.demo.watch import AlertWatch, AuditWatch, Watchers, sample_metrics, start_inbox
-from gpuwarden.demo.zookeeper import Ensemble, free_ports, zookeeper_available
+from gpuwarden.demo.zookeeper import zookeeper_available
 
 MARKER = ".gpuwarden-demo"  # only a directory the demo made is emptied on the next run
 
@@ -71,75 +69,21 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     pace = configs.SHORT if args.short else configs.FULL
     timeline = Timeline()
-    services = Services(out / "logs", pid_files=[out / "worker.pid"])
-    ensemble: Ensemble | None = None
-    watchers = Watchers(timeline)
-    load: Load | None = None
-    inbox = None
+    stack = Stack(out, repo, pace, api_available(), timeline)
     code = 1
     try:
         banner(pace, args.short)
-        ensemble = Ensemble(root=out / "zookeeper", keep_files=True)
-        ensemble.start(timeout=120)
-        timeline.add("zookeeper", f"ZooKeeper ensemble serving: {ensemble.hosts} (leader and 2 followers)")
-        ports = configs.Ports(*free_ports(5))
-        api = api_available()
-        agent_yaml = configs.write_all(out, repo, ports, ensemble.addresses, pace, api)
-        urls = {
-            k: f"http://127.0.0.1:{getattr(ports, k)}"
-            for k in ("agent", "worker", "prometheus", "alertmanager")
-        }
-        inbox = start_inbox(timeline, ports.inbox)
-        am = services.start("alertmanager", [
-            binary("prometheus-alertmanager", "alertmanager"),
-            f"--config.file={out / 'alertmanager' / 'alertmanager.yml'}",
-            f"--storage.path={out / 'alertmanager' / 'data'}",
-            f"--web.listen-address=127.0.0.1:{ports.alertmanager}", "--cluster.listen-address=",
-        ])  # fmt: skip
-        services.wait_http(am, f"{urls['alertmanager']}/-/ready", 60, lambda s: s == 200)
-        timeline.add("alertmanager", f"Alertmanager on {urls['alertmanager']} (generated routes; agents' "
-                     f"webhook {urls['agent']}/v1/alerts with a bearer token file)")  # fmt: skip
-        prom = services.start("prometheus", [
-            binary("prometheus"), f"--config.file={out / 'prometheus' / 'prometheus.yml'}",
-            f"--storage.tsdb.path={out / 'prometheus' / 'data'}",
-            f"--web.listen-address=127.0.0.1:{ports.prometheus}",
-        ])  # fmt: skip
-        services.wait_http(prom, f"{urls['prometheus']}/-/ready", 60, lambda s: s == 200)
-        rules = len(list((out / "prometheus" / "rules").glob("*.yml")))
-        timeline.add(
-            "prometheus", f"Prometheus on {urls['prometheus']} with the {rules} generated rule files"
-        )
-        agent_started = time.monotonic()
-        agent = services.start(
-            "agent", [sys.executable, "-m", "gpuwarden", "agent", "--config", str(agent_yaml)]
-        )
-        services.wait_http(agent, f"{urls['agent']}/healthz", 120, lambda s: s == 200)
-        timeline.add("agent", f"agent on {urls['agent']}: collectors gpu ({configs.REPLAY_LABEL}), engine, "
-                     "inference, zookeeper; playbooks memory_fraction, worker_restart"
-                     + (", scale_signal" if api else ""))  # fmt: skip
-        for fn, every, name in (
-            (lambda: watchers.poll_health(urls["agent"]), 0.5, "health"),
-            (AuditWatch(timeline, out / "audit" / "audit.jsonl").poll, 0.5, "audit"),
-            (lambda: sample_metrics(timeline, urls["agent"]), 1.0, "metrics"),
-        ):
-            watchers.every(every, fn, name)
-        load = Load(urls["worker"], out / "model").start()
-        if not wait_for(lambda: watchers.health.get("engine.probe") == "HEALTHY", 120):
-            raise ServiceError(f"the worker never served the canary; see {out / 'logs'}")
-        timeline.add("worker", f"reference worker on {urls['worker']}, started and supervised by the agent; "
-                     "client load ~12 inferences/s")  # fmt: skip
-        alerts = AlertWatch(timeline, urls["prometheus"], urls["alertmanager"])
-        watchers.every(0.5, alerts.poll_prometheus, "prometheus")
-        watchers.every(0.5, alerts.poll_alertmanager, "alertmanager")
-        time.sleep(max(0.0, agent_started + configs.STARTUP_GRACE_S + 2 - time.monotonic()))
+        stack.up()
+        urls = stack.urls
+        assert stack.ensemble is not None
         drill = scenario.Drill(
-            timeline, watchers, ensemble, pace, urls["worker"], "demo-worker-admin-token",
+            timeline, stack.watchers, stack.ensemble, pace, urls["worker"], configs.WORKER_ADMIN_TOKEN,
             urls["prometheus"], urls["alertmanager"], urls["agent"],
-            out / "scale-signal.json" if api else None,
+            out / "scale-signal.json" if stack.api else None,
         )  # fmt: skip
         drill.run()
-        watchers.close()  # the table comes after the last line of the timeline
-        code = finish(timeline, out, pace, args.short, api)
+        stack.watchers.close()  # the table comes after the last line of the timeline
+        code = finish(timeline, out, pace, args.short, stack.api)
     except KeyboardInterrupt:
         print("\ninterrupted: stopping everything the demo started", flush=True)
         code = 130
@@ -147,25 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gpuwarden demo: {err}", file=sys.stderr)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave processes behind
-        watchers.close()
-        if load:
-            load.close()
-        if inbox:
-            inbox.shutdown()
-        services.stop_all()
-        if ensemble:
-            ensemble.close()
+        stack.down()
         print(f"stopped: agent, worker, Prometheus, Alertmanager, ZooKeeper x3; logs in {out / 'logs'}")
     return code
-
-
-def wait_for(condition: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return True
-        time.sleep(0.3)
-    return False
 
 
 def banner(pace: configs.Pace, short: bool) -> None:
