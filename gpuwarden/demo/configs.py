@@ -220,13 +220,21 @@ def alertmanager_config(m: Mixin, ports: Ports, token_file: Path) -> dict[str, A
     for route in config["route"]["routes"]:
         route["group_wait"] = "1s"
     inbox = f"http://127.0.0.1:{ports.inbox}"
-    for receiver in config["receivers"]:
-        if receiver["name"] in (PAGER, TICKETS):
-            kind = "page" if receiver["name"] == PAGER else "ticket"
-            receiver.clear()
-            receiver["name"] = PAGER if kind == "page" else TICKETS
-            receiver["webhook_configs"] = [{"url": f"{inbox}/{kind}", "send_resolved": True}]
+    kinds = {PAGER: "page", TICKETS: "ticket"}  # people's receivers post to the demo's inbox instead
+    config["receivers"] = [
+        {
+            "name": r["name"],
+            "webhook_configs": [{"url": f"{inbox}/{kinds[r['name']]}", "send_resolved": True}],
+        }
+        if r["name"] in kinds
+        else r
+        for r in config["receivers"]
+    ]
     return config
+
+
+def _yaml(data: dict[str, Any]) -> str:
+    return yaml.safe_dump(data, sort_keys=False, width=1000)
 
 
 def write_secret(path: Path, text: str) -> None:
@@ -247,14 +255,11 @@ def write_all(out: Path, repo: Path, ports: Ports, zk_hosts: list[str], pace: Pa
     write_secret(out / "api-tokens", f"alertmanager:{token}")
     write_secret(out / "worker-admin-token", WORKER_ADMIN_TOKEN)
     (out / "worker.env").write_text(f"{MEMORY_FRACTION_VAR}=0.9\n")
-    dump = {"sort_keys": False, "width": 1000}
-    (out / "prometheus" / "prometheus.yml").write_text(
-        yaml.safe_dump(prometheus_config(rule_files, ports, m.job), **dump)  # type: ignore[call-overload]
-    )
+    (out / "prometheus" / "prometheus.yml").write_text(_yaml(prometheus_config(rule_files, ports, m.job)))
     (out / "alertmanager").mkdir(exist_ok=True)
     (out / "alertmanager" / "alertmanager.yml").write_text(
-        yaml.safe_dump(alertmanager_config(m, ports, out / "alertmanager-token"), **dump)  # type: ignore[call-overload]
+        _yaml(alertmanager_config(m, ports, out / "alertmanager-token"))
     )
     agent = out / "agent.yaml"
-    agent.write_text(yaml.safe_dump(agent_config(out, repo, ports, zk_hosts, pace, api), **dump))  # type: ignore[call-overload]
+    agent.write_text(_yaml(agent_config(out, repo, ports, zk_hosts, pace, api)))
     return agent

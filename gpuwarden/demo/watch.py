@@ -230,7 +230,7 @@ def start_inbox(timeline: Timeline, port: int) -> ThreadingHTTPServer:
 
 
 SERIES = {
-    # sample key: (metric family, sample name, labels that must match)
+    # sample key: (series name, labels that must match)
     "p99_latency_s": ("gpuwarden_inference_latency_seconds", {"quantile": "0.99"}),
     "error_ratio": ("gpuwarden_inference_error_ratio", {}),
     "requests_per_s": ("gpuwarden_inference_requests_per_second", {}),
@@ -245,10 +245,8 @@ def sample_metrics(timeline: Timeline, agent: str) -> None:
     text = requests.get(f"{agent}/metrics", timeout=2).text
     values: dict[str, float | None] = dict.fromkeys(SERIES)
     for family in text_string_to_metric_families(text):
-        for key, (name, labels) in SERIES.items():
-            if family.name != name and not name.startswith(family.name):
-                continue
-            for s in family.samples:
+        for s in family.samples:
+            for key, (name, labels) in SERIES.items():
                 if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
                     values[key] = float(s.value)
     timeline.sample(values)

@@ -86,7 +86,6 @@ class Ensemble:
     standalone: bool = False  # one server, no server.N lines: Mode standalone (zookeeperStarted guide)
     tick_ms: int = 500
     members: list[Member] = field(default_factory=list)
-
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gpuwarden-zk-")))
     keep_files: bool = False  # close() leaves data dirs and server logs (the demo keeps them to read)
 
