@@ -73,7 +73,7 @@ def changes(pace: Pace) -> list[str]:
         "Alertmanager group_wait 1s (production: 10s to the agents, 30s to people)",
         "Alertmanager pages and tickets go to the demo's local inbox instead of PagerDuty and Slack",
         "Prometheus scrapes the agent at a fixed address (production finds agents in ZooKeeper, which this "
-        "drill takes down)",
+        'drill takes down) and labels its series and alerts gpu_source="replay"',
         "remediation rails: grace 8s, no cool-down, 10 attempts per hour (production: 60s, 300s, 3)",
     ]
 
@@ -206,7 +206,11 @@ def prometheus_config(rule_files: list[str], ports: Ports, job: str) -> dict[str
         {
             "job_name": job,
             "static_configs": [
-                {"targets": [f"127.0.0.1:{ports.agent}"], "labels": {"instance": NODE}},
+                # Every series and alert from this agent says its GPU is a replay, in Prometheus too.
+                {
+                    "targets": [f"127.0.0.1:{ports.agent}"],
+                    "labels": {"instance": NODE, "gpu_source": "replay"},
+                },
             ],
         }
     ]

@@ -189,7 +189,7 @@ class AlertWatch:
             receivers = [r["name"] for r in a["receivers"]]
             self.timeline.add(
                 f"alertmanager.{name}", f"Alertmanager: {name} routed to {', '.join(receivers)}",
-                source="alertmanager", alertname=name, receivers=receivers,
+                source="alertmanager", alertname=name, receivers=receivers, labels=a["labels"],
             )  # fmt: skip
 
 
@@ -202,6 +202,10 @@ def _short(value: str) -> str:
 
 def _summary(alert: dict[str, Any]) -> str:
     return str(alert.get("annotations", {}).get("summary", ""))
+
+
+def _replay(alert: dict[str, Any]) -> str:
+    return " [GPU: replay]" if alert.get("labels", {}).get("gpu_source") == "replay" else ""
 
 
 def start_inbox(timeline: Timeline, port: int) -> ThreadingHTTPServer:
@@ -217,7 +221,7 @@ def start_inbox(timeline: Timeline, port: int) -> ThreadingHTTPServer:
                 name = a.get("labels", {}).get("alertname", "?")
                 timeline.add(
                     f"inbox.{kind}.{name}.{a.get('status')}",
-                    f"on-call {kind}: {name} {a.get('status')} ({_summary(a)})",
+                    f"on-call {kind}: {name} {a.get('status')} ({_summary(a)}){_replay(a)}",
                     source="inbox", alertname=name, status=a.get("status"),
                 )  # fmt: skip
 

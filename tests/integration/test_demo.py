@@ -88,6 +88,8 @@ def test_the_short_demo_runs_every_incident_and_writes_the_timeline(tmp_path: Pa
         assert 0 <= row["detected_after_s"] <= row["recovered_after_s"], row
     assert rows["zookeeper"]["held_back"] >= 1
     assert doc["gpu"]["source"] == "replay" and "REPLAY" in doc["gpu"]["label"]
+    routed = next(e for e in doc["events"] if e["step"] == "alertmanager.InferenceP99LatencyHigh")
+    assert routed["data"]["labels"]["gpu_source"] == "replay"  # in Prometheus and Alertmanager too
     assert doc["samples"] and any(s["p99_latency_s"] for s in doc["samples"])
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "REPLAY" in stdout and "Detection and recovery" in stdout
