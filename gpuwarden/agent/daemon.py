@@ -28,10 +28,10 @@ from gpuwarden.agent.runner import Runner
 from gpuwarden.agent.sdnotify import Notifier
 from gpuwarden.agent.server import HTTPServer, agent_routes
 from gpuwarden.config import AgentConfig, ConfigError
-from gpuwarden.remediations.engine import Engine, health_lookup
 
-if TYPE_CHECKING:  # kazoo is imported only when the fleet is enabled (bench/footprint.py)
+if TYPE_CHECKING:  # kazoo is imported only when the fleet or the engine is enabled (bench/footprint.py)
     from gpuwarden.fleet.member import FleetMember
+    from gpuwarden.remediations.engine import Engine
 
 # How often the fleet registration republishes this node's health summary.
 FLEET_REFRESH_SECONDS = 15.0
@@ -160,11 +160,28 @@ class Agent:
         self.runner.close()
 
     def _watchdog(self) -> None:
+        """WATCHDOG=1 every WatchdogSec/2, but only while collections complete and render: a wedged scheduler
+        or runner stops the pings and systemd restarts the agent. A hung collector does not: its runs end at
+        their deadline (or are skipped) and render as failures, and the other collectors keep rendering."""
         interval = self.notifier.watchdog_interval or 1.0
+        starved = False
         while not self._stop:
-            if self.scheduler.running:
+            # WatchdogSec, or two rounds of the fastest collector when that is slower.
+            limit = max(2 * interval, 2 * self._shortest_interval())
+            age = time.monotonic() - self.runner.exposition.rendered_at
+            fresh = age <= limit or not self.runner.names()  # no collector: nothing can render
+            if self.scheduler.running and fresh:
                 self.notifier.notify("WATCHDOG=1")
+                starved = False
+            elif not starved:
+                starved = True
+                self.log.error("no collection has rendered for %.1fs: not feeding the watchdog", age)
+                self.notifier.notify(f"STATUS=wedged: no collection rendered for {age:.0f}s")
             time.sleep(interval)
+
+    def _shortest_interval(self) -> float:
+        intervals = [self.config.collector_settings(n).interval for n in self.runner.names()]
+        return min(intervals, default=0.0)
 
     def alive(self) -> bool:
         return bool(self.scheduler.running)
@@ -251,6 +268,8 @@ class Agent:
             self.engine = None
         if config is None or not config.remediation.enabled:
             return
+        from gpuwarden.remediations.engine import Engine, health_lookup
+
         self.engine = Engine(
             config.remediation,
             health=health_lookup(self.health.results),
