@@ -105,9 +105,7 @@ def rails() -> dict[str, Any]:
     }  # fmt: skip
 
 
-def agent_config(
-    out: Path, repo: Path, ports: Ports, zk_hosts: list[str], pace: Pace, api: bool
-) -> dict[str, Any]:
+def agent_config(out: Path, repo: Path, ports: Ports, zk_hosts: list[str], pace: Pace) -> dict[str, Any]:
     worker = f"http://127.0.0.1:{ports.worker}"
     model_dir = out / "model"
     playbooks: dict[str, Any] = {
@@ -119,9 +117,18 @@ def agent_config(
             "triggers": [{"kind": "health", "component": "engine.probe", "for_s": 3}],
             "rails": rails(),
         },
+        # InferenceP99LatencyHigh, posted by Alertmanager to /v1/alerts, asks the fleet for capacity.
+        "scale_signal": {
+            "enabled": True,
+            "triggers": [{"kind": "alert", "alertname": "InferenceP99LatencyHigh"}],
+            "signal_file": str(out / "scale-signal.json"),
+            "decision_cooldown_s": 60,
+            "rails": rails(),
+        },
     }
     config: dict[str, Any] = {
         "agent": {"listen": f"127.0.0.1:{ports.agent}"},
+        "api": {"token_file": str(out / "api-tokens"), "receivers": [AGENTS]},
         "collectors": collectors(
             {
                 "gpu": {"interval": 2, "backend": "replay", "replay_file": str(repo / REPLAY_FILE)},
@@ -187,15 +194,6 @@ def agent_config(
             "playbooks": playbooks,
         },
     }
-    if api:
-        playbooks["scale_signal"] = {
-            "enabled": True,
-            "triggers": [{"kind": "alert", "alertname": "InferenceP99LatencyHigh"}],
-            "signal_file": str(out / "scale-signal.json"),
-            "decision_cooldown_s": 60,
-            "rails": rails(),
-        }
-        config["api"] = {"token_file": str(out / "api-tokens"), "receivers": [AGENTS]}
     return config
 
 
@@ -246,7 +244,7 @@ def write_secret(path: Path, text: str) -> None:
     path.chmod(0o600)
 
 
-def write_all(out: Path, repo: Path, ports: Ports, zk_hosts: list[str], pace: Pace, api: bool) -> Path:
+def write_all(out: Path, repo: Path, ports: Ports, zk_hosts: list[str], pace: Pace) -> Path:
     """Write every file; returns the agent's config path."""
     m = mixin(pace)
     for rel, text in build.render(m).items():  # the same renderer as `gpuwarden rules build`
@@ -265,5 +263,5 @@ def write_all(out: Path, repo: Path, ports: Ports, zk_hosts: list[str], pace: Pa
         _yaml(alertmanager_config(m, ports, out / "alertmanager-token"))
     )
     agent = out / "agent.yaml"
-    agent.write_text(_yaml(agent_config(out, repo, ports, zk_hosts, pace, api)))
+    agent.write_text(_yaml(agent_config(out, repo, ports, zk_hosts, pace)))
     return agent

@@ -26,7 +26,6 @@ MILESTONES = (
     ("latency", "prometheus.InferenceP99LatencyHigh.firing", "Prometheus: alert firing"),
     ("latency", "alertmanager.InferenceP99LatencyHigh", "Alertmanager routes it"),
     ("latency", "scale.up", "scale-up signal written"),
-    ("latency", "not_wired", "webhook -> scale signal: not wired"),
     ("latency", "prometheus.InferenceP99LatencyHigh.resolved", "alert resolved"),
     ("zookeeper", "health.zookeeper.quorum.DEGRADED", "agent: quorum DEGRADED"),
     ("zookeeper", "kill_second", "second server killed"),

@@ -25,16 +25,6 @@ from gpuwarden.demo.zookeeper import zookeeper_available
 MARKER = ".gpuwarden-demo"  # only a directory the demo made is emptied on the next run
 
 
-def api_available() -> bool:
-    """Whether this build's agent takes Alertmanager's webhook (`api:` section, `/v1/alerts`) and has the
-    `scale_signal` playbook; before both landed the latency step says it is not wired."""
-    import gpuwarden.remediations.playbooks  # noqa: F401  (fills the registry)
-    from gpuwarden.config import AgentConfig
-    from gpuwarden.remediations.registry import PLAYBOOKS
-
-    return "api" in AgentConfig.model_fields and "scale_signal" in PLAYBOOKS
-
-
 def prepare(out: Path) -> None:
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
         raise ServiceError(f"{out} is not empty and was not made by the demo: choose another --out")
@@ -69,21 +59,19 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     pace = configs.SHORT if args.short else configs.FULL
     timeline = Timeline()
-    stack = Stack(out, repo, pace, api_available(), timeline)
+    stack = Stack(out, repo, pace, timeline)
     code = 1
     try:
         banner(pace, args.short)
         stack.up()
-        urls = stack.urls
         assert stack.ensemble is not None
         drill = scenario.Drill(
-            timeline, stack.watchers, stack.ensemble, pace, urls["worker"], configs.WORKER_ADMIN_TOKEN,
-            urls["prometheus"], urls["alertmanager"], urls["agent"],
-            out / "scale-signal.json" if stack.api else None,
+            timeline, stack.watchers, stack.ensemble, pace, stack.urls["worker"], configs.WORKER_ADMIN_TOKEN,
+            out / "scale-signal.json",
         )  # fmt: skip
         drill.run()
         stack.watchers.close()  # the table comes after the last line of the timeline
-        code = finish(timeline, out, pace, args.short, stack.api)
+        code = finish(timeline, out, pace, args.short)
     except KeyboardInterrupt:
         print("\ninterrupted: stopping everything the demo started", flush=True)
         code = 130
@@ -105,14 +93,13 @@ def banner(pace: configs.Pace, short: bool) -> None:
     print("\n== Setup")
 
 
-def finish(timeline: Timeline, out: Path, pace: configs.Pace, short: bool, api: bool) -> int:
+def finish(timeline: Timeline, out: Path, pace: configs.Pace, short: bool) -> int:
     rows = report.table(timeline, scenario.INCIDENTS)
     print("\n== Detection and recovery, measured in this run (seconds after each fault)\n")
     print(report.render(rows))
     meta = {
         "short": short,
         "gpu": {"source": "replay", "label": configs.REPLAY_LABEL, "file": configs.REPLAY_FILE},
-        "webhook_wired": api,
         "demo_settings": configs.changes(pace),
     }
     timeline.write_json(out / "timeline.json", meta, rows)

@@ -39,10 +39,7 @@ class Drill:
     pace: Pace
     worker: str  # the worker's base URL
     admin_token: str
-    prometheus: str
-    alertmanager: str
-    agent: str  # the agent's base URL
-    scale_signal_file: Path | None  # None: the agent has no /v1/alerts yet (not wired)
+    scale_signal_file: Path  # where scale_signal writes the decision for the autoscaler
 
     # -- helpers ------------------------------------------------------------------------------------
     def fault(self, kind: str, **fields: float) -> None:
@@ -76,26 +73,6 @@ class Drill:
             if line.startswith("vllm:cache_config_info{"):
                 return line.split('gpu_memory_utilization="')[1].split('"')[0]
         return "?"
-
-    def webhook_failures(self) -> float:
-        """Alertmanager's failed webhook sends (the inbox receivers succeed: these are the agents')."""
-        text = requests.get(f"{self.alertmanager}/metrics", timeout=2).text
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            # Per attempt: the agent's answer is a 5xx, which Alertmanager retries until group_interval.
-            if line.startswith('alertmanager_notification_requests_failed_total{integration="webhook"')
-        )
-
-    def not_wired(self) -> str:
-        """Why the alert ends at Alertmanager, with what this run observed of it."""
-        self.wait("Alertmanager trying the agent's webhook", lambda: self.webhook_failures() > 0, 20)
-        status = requests.post(f"{self.agent}/v1/alerts", json={}, timeout=2).status_code
-        return (
-            f"the agent on this build has no /v1/alerts route (issue 11, the remediation API) and no "
-            f"scale_signal playbook: it answers POST /v1/alerts with HTTP {status}, and Alertmanager's "
-            f"deliveries to it failed {self.webhook_failures():.0f} time(s) so far; no scale-up signal"
-        )
 
     def recovered(self, what: str) -> None:
         self.wait("the canary passes again", self.health("engine.probe", "HEALTHY"), 60)
@@ -147,16 +124,10 @@ class Drill:
             "InferenceP99LatencyHigh firing", self.event("prometheus.InferenceP99LatencyHigh.firing"), budget
         )
         self.wait("Alertmanager routes it", self.event("alertmanager.InferenceP99LatencyHigh"), 30)
-        if self.scale_signal_file is not None:
-            signal = self.scale_signal_file
-            if (
-                self.wait("the scale_signal run", self.event("scale_signal.succeeded"), 60)
-                and signal.exists()
-            ):
-                t.add("scale.up", f"scale-up signal for the autoscaler: {signal.read_text().strip()}",
-                      role="act", source="scale")  # fmt: skip
-        else:
-            t.add("not_wired", f"not wired: {self.not_wired()}", source="demo")
+        signal = self.scale_signal_file
+        if self.wait("the scale_signal run", self.event("scale_signal.succeeded"), 60) and signal.exists():
+            t.add("scale.up", f"scale-up signal for the autoscaler: {signal.read_text().strip()}",
+                  role="act", source="scale")  # fmt: skip
         t.add("clear", "fault cleared: latency back to normal")
         self.fault("none")
         self.wait("the alert resolves", self.event("prometheus.InferenceP99LatencyHigh.resolved"), 90)

@@ -23,7 +23,6 @@ class Stack:
     out: Path
     repo: Path
     pace: configs.Pace
-    api: bool  # the agent takes Alertmanager's webhook (/v1/alerts) and has scale_signal
     timeline: Timeline
     services: Services = field(init=False)
     watchers: Watchers = field(init=False)
@@ -42,7 +41,7 @@ class Stack:
         self.ensemble.start(timeout=120)
         t.add("zookeeper", f"ZooKeeper ensemble serving: {self.ensemble.hosts} (leader and 2 followers)")
         ports = configs.Ports(*free_ports(5))
-        agent_yaml = configs.write_all(out, self.repo, ports, self.ensemble.addresses, self.pace, self.api)
+        agent_yaml = configs.write_all(out, self.repo, ports, self.ensemble.addresses, self.pace)
         for name in ("agent", "worker", "prometheus", "alertmanager"):
             self.urls[name] = f"http://127.0.0.1:{getattr(ports, name)}"
         self.inbox = start_inbox(t, ports.inbox)
@@ -65,7 +64,7 @@ class Stack:
         started = time.monotonic()
         argv = [sys.executable, "-m", "gpuwarden", "agent", "--config", str(agent_yaml)]
         self.http_service("agent", argv, "/healthz", timeout=120)
-        playbooks = "memory_fraction, worker_restart" + (", scale_signal" if self.api else "")
+        playbooks = "memory_fraction, worker_restart, scale_signal"
         t.add("agent", f"agent on {self.urls['agent']}: collectors gpu ({configs.REPLAY_LABEL}), engine, "
               f"inference, zookeeper; playbooks {playbooks}")  # fmt: skip
         self.watch()
