@@ -1,4 +1,4 @@
-"""Run an in-process backend (onnxruntime, tensorrt) in a child process instead of the agent's.
+"""Run an in-process backend (onnxruntime, tensorrt, torch) in a child process instead of the agent's.
 
 The runner's deadline abandons a hung collector thread but cannot stop native code: a CUDA call stuck in
 the driver keeps its thread forever, and a TensorRT or CUDA abort on a bad plan ends the whole process,
@@ -20,11 +20,15 @@ from gpuwarden.worker.manifest import Canary
 
 
 def in_process(kind: str, settings: Any, model_dir: str) -> Backend:
-    """The onnxruntime or tensorrt backend itself: what the child runs, or the agent when not isolated."""
+    """The onnxruntime, tensorrt or torch backend itself: what the child runs (or the agent, not isolated)."""
     if kind == "onnxruntime":
         from gpuwarden.collectors.engine.onnx_backend import OnnxBackend
 
         return OnnxBackend(settings, f"{model_dir}/{settings.model_file}")
+    if kind == "torch":
+        from gpuwarden.collectors.engine.torch_backend import TorchBackend
+
+        return TorchBackend(settings, model_dir)
     from gpuwarden.collectors.engine.tensorrt_backend import TensorRTBackend
 
     return TensorRTBackend(settings, model_dir)
