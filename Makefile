@@ -71,6 +71,8 @@ bench-gpu: venv
 # Re-render the generated, committed files (review their diff like code).
 generate: venv
 	$(VENV)/bin/gpuwarden config-docs > docs/configuration.md
+	$(VENV)/bin/gpuwarden dashboards build --out deploy
+	$(VENV)/bin/gpuwarden rules build --out deploy
 
 # The wheel and sdist, and the Debian package (a virtualenv under /opt/gpuwarden, built by dh-virtualenv
 # from a copy of the working tree so that dpkg-buildpackage's outputs stay inside build/).

@@ -89,18 +89,47 @@ def build_parser() -> argparse.ArgumentParser:
     p = fleet_sub.add_parser("ls", help="registered agents, their health, budget leases and the leader")
     fleet_cli.add_ls_arguments(p)
     p.set_defaults(func=fleet_cli.ls)
-    # --- remediation ---
-    from gpuwarden.remediations import cli as remediation_cli
+    # --- remediation, on call: thin clients of the agent's /v1 API ---
+    from gpuwarden.remediations import oncall
 
-    p = sub.add_parser("runs", help="remediation runs from the local audit log")
-    remediation_cli.add_arguments(p)
-    p.set_defaults(func=remediation_cli.cli)
+    p = sub.add_parser("remediate", help="run a playbook now (or --dry-run it) through the agent")
+    oncall.add_remediate(p)
+    p.set_defaults(func=oncall.remediate)
+    p = sub.add_parser("runs", help="remediation runs, newest first (from the agent, or --audit-log)")
+    oncall.add_common(p)
+    p.add_argument("--limit", type=int, default=50, help="at most this many runs")
+    p.add_argument("--playbook", help="only runs of this playbook")
+    p.add_argument("--since", type=float, help="only runs started in the last SECONDS")
+    p.add_argument("--audit-log", help="read this audit log file instead of asking the agent")
+    p.set_defaults(func=oncall.runs)
+    p = sub.add_parser("run", help="one remediation run: who, why, the plan, every step")
+    p.add_argument("id", help="run id (from `gpuwarden runs`)")
+    oncall.add_common(p)
+    p.set_defaults(func=oncall.run)
+    p = sub.add_parser("pause", help="stop starting remediations (all, or --playbook) until resumed")
+    oncall.add_pause(p)
+    p.set_defaults(func=oncall.pause)
+    p = sub.add_parser("resume", help="allow remediations again after a pause")
+    oncall.add_pause(p)
+    p.set_defaults(func=oncall.resume)
     # --- engine / worker ---
     from gpuwarden.worker import main as worker_main  # stdlib only; the model stack loads on start
 
     p = sub.add_parser("worker", help="run the reference inference worker (KServe v2, vLLM-style metrics)")
     worker_main.add_arguments(p)
     p.set_defaults(func=worker_main.run)
+    # --- dashboards / rules ---
+    from gpuwarden.alert_rules import cli as generate_cli
+
+    for verb, func, what in (
+        ("dashboards", generate_cli.dashboards, "Grafana dashboards into DIR/grafana/"),
+        ("rules", generate_cli.rules, "Prometheus rules and config, Alertmanager config into DIR/"),
+    ):
+        p = sub.add_parser(verb, help=f"generate {what}")
+        verb_sub = p.add_subparsers(dest=f"{verb}_command", required=True)
+        p = verb_sub.add_parser("build", help=f"write the {what}")
+        generate_cli.add_arguments(p)
+        p.set_defaults(func=func)
     return parser
 
 

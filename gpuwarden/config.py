@@ -14,6 +14,8 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
 import gpuwarden.collectors  # noqa: F401  (fills the registry the schema is built from)
+from gpuwarden.agent.api_auth import ApiSettings
+from gpuwarden.agent.http import Limits
 from gpuwarden.agent.registry import REGISTRY, StrictModel
 from gpuwarden.fleet.settings import FleetSettings
 from gpuwarden.paths import Paths
@@ -80,6 +82,23 @@ class TLSSettings(StrictModel):
         return self.cert_file is not None
 
 
+class HTTPSettings(StrictModel):
+    """What clients of the agent's HTTP server may cost it; docs/operations.md explains each limit."""
+
+    max_connections: int = Field(1024, ge=16, le=65536, description="open client connections, idle included")
+    handler_threads: int = Field(8, ge=1, le=64, description="threads running non-inline request handlers")
+    backlog: int = Field(1024, ge=16, le=65535, description="listen() queue (capped at somaxconn)")
+    max_header_bytes: int = Field(16384, ge=1024, le=1 << 20, description="request line and headers")
+    max_body_bytes: int = Field(1 << 20, ge=0, le=1 << 30, description="request body")
+    handshake_timeout: float = Field(5.0, gt=0, le=300, allow_inf_nan=False, description="TLS handshake, s")
+    request_timeout: float = Field(10.0, gt=0, le=300, allow_inf_nan=False, description="one request, s")
+    idle_timeout: float = Field(120.0, gt=0, le=3600, allow_inf_nan=False, description="keep-alive idle, s")
+    write_timeout: float = Field(10.0, gt=0, le=300, allow_inf_nan=False, description="one response, s")
+
+    def limits(self) -> Limits:
+        return Limits(**self.model_dump())
+
+
 class AgentSettings(StrictModel):
     """The agent process itself: where it serves and how it logs."""
 
@@ -88,6 +107,7 @@ class AgentSettings(StrictModel):
         description="HOST:PORT for /metrics, /health, /healthz; IPv6 as [ADDR]:PORT; `--listen` overrides",
     )
     tls: TLSSettings = Field(default_factory=TLSSettings)
+    http: HTTPSettings = Field(default_factory=HTTPSettings)
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log threshold")
     log_format: Literal["text", "json"] = Field(
         "text", description="`text` for people, `json` (one object per line) for journald ingestion"
@@ -128,6 +148,7 @@ class AgentConfig(StrictModel):
     collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)  # type: ignore[valid-type]
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     remediation: RemediationSettings = Field(default_factory=RemediationSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @model_validator(mode="after")
     def _fail_open_names_playbooks(self) -> AgentConfig:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import queue
+import resource
 import signal
 import sys
 import threading
@@ -16,12 +19,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 import gpuwarden
 from gpuwarden import config as configmod
-from gpuwarden.agent import logs, registry
+from gpuwarden.agent import api, logs, registry
 from gpuwarden.agent.health_store import HealthStore
+from gpuwarden.agent.http import Route, Router, Stats
 from gpuwarden.agent.registry import REGISTRY, Collector, CollectorSettings
 from gpuwarden.agent.runner import Runner
 from gpuwarden.agent.sdnotify import Notifier
-from gpuwarden.agent.server import HTTPServer
+from gpuwarden.agent.server import HTTPServer, agent_routes
 from gpuwarden.config import AgentConfig, ConfigError
 from gpuwarden.remediations.engine import Engine, health_lookup
 
@@ -30,6 +34,9 @@ if TYPE_CHECKING:  # kazoo is imported only when the fleet is enabled (bench/foo
 
 # How often the fleet registration republishes this node's health summary.
 FLEET_REFRESH_SECONDS = 15.0
+# SIGTERM to exit, whatever a collector, a handler or a client is doing: below the unit's TimeoutStopSec=10s
+# and the 5 s that docs/operations.md promises. Orderly steps are bounded; this is the backstop.
+EXIT_DEADLINE_SECONDS = 4.0
 
 
 class Agent:
@@ -53,10 +60,18 @@ class Agent:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self.server: HTTPServer | None = None
+        self.router = Router(agent_routes(self.runner, self.health, self.alive))
+        self.http_stats = Stats()
+        self.runner.add_source(self.http_stats)
         self.fleet: FleetMember | None = None
         self.engine: Engine | None = None
         self._unsubscribe: Callable[[], object] | None = None
+        # /v1 exists only when `api.token_file` is set at start; a reload swaps its tokens.
+        self.api = api.build(config, lambda: self.engine, lambda: self.fleet, self.log.getChild("api"))
+        for route in self.api.routes() if self.api else []:
+            self.router.add(route)
         self._wake = threading.Event()
+        self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._stop = False
         self._reload = False
 
@@ -66,8 +81,13 @@ class Agent:
     def listen(self, config: AgentConfig) -> str:
         return self.listen_override or config.agent.listen
 
+    def add_route(self, route: Route) -> None:
+        """Serve `route` too (the remediation API's /v1/...); works before and after `run`, across reloads."""
+        self.router.add(route)
+
     # -- lifecycle ------------------------------------------------------------------------------------
     def run(self) -> int:
+        threading.Thread(target=self._dispatch_signals, name="signals", daemon=True).start()
         # Collections run in threads; a scrape that arrives during one waits for the GIL, which the
         # collecting thread gives up only every switch interval (5 ms by default, several hand-offs per
         # request). 1 ms keeps a scrape's p99 near its p50 (bench/scrape.py) for a few more switches.
@@ -75,6 +95,7 @@ class Agent:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_signal)
+        _raise_fd_limit(self.config.agent.http.max_connections + 256)
         self.server = self._start_server(self.config)
         self.log.info("gpuwarden %s serving on %s", gpuwarden.__version__, self.server.address)
         self.scheduler.start()
@@ -96,11 +117,27 @@ class Agent:
         return 0
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if signum == signal.SIGHUP:
-            self._reload = True
-        else:
-            self._stop = True
-        self._wake.set()
+        # Only this: SimpleQueue.put is safe in a signal handler. Event.set is not: it takes a lock that the
+        # interrupted main thread may be holding (a reload then never ran; the handler deadlocked).
+        self._signals.put(signum)
+
+    def _dispatch_signals(self) -> None:
+        """Acts on signals even while the main thread is busy in a reload or the first collection."""
+        while True:
+            signum = self._signals.get()
+            if signum == signal.SIGHUP:
+                self._reload = True
+            elif not self._stop:
+                self._stop = True
+                threading.Thread(target=self._exit_deadline, name="exit-deadline", daemon=True).start()
+            self._wake.set()
+
+    def _exit_deadline(self) -> None:
+        time.sleep(EXIT_DEADLINE_SECONDS)
+        self.log.warning("still stopping after %gs (a stuck collector?): exiting now", EXIT_DEADLINE_SECONDS)
+        for handler in self.log.handlers:
+            handler.flush()
+        os._exit(0)
 
     def shutdown(self) -> None:
         self.notifier.notify("STOPPING=1", "STATUS=stopping")
@@ -131,15 +168,25 @@ class Agent:
 
     # -- building -------------------------------------------------------------------------------------
     def _start_server(self, config: AgentConfig) -> HTTPServer:
-        server = HTTPServer(self.listen(config), config.agent.tls, self.runner, self.health, self.alive)
+        agent, log = config.agent, self.log.getChild("http")
+        limits = agent.http.limits()
+        server = HTTPServer(self.listen(config), agent.tls, self.router, limits, self.http_stats, log)
         server.start()
         return server
 
-    def _build_collectors(self, config: AgentConfig) -> dict[str, tuple[Collector, CollectorSettings]]:
+    def _build_collectors(
+        self, config: AgentConfig, old: AgentConfig | None
+    ) -> dict[str, tuple[Collector, CollectorSettings]]:
         built: dict[str, tuple[Collector, CollectorSettings]] = {}
         for name in sorted(REGISTRY):
             settings = config.collector_settings(name)
             if not settings.enabled:
+                continue
+            running = self.runner.collector(name)
+            if running is not None and old is not None and _same_inputs(name, old, config):
+                # Kept as it is: a reload neither re-initialises NVML nor starts a second thread beside a
+                # call that is stuck in the driver (the runner skips a collector whose last call hangs).
+                built[name] = (running, settings)
                 continue
             try:
                 built[name] = (registry.build(name, config, self.log), settings)
@@ -148,11 +195,11 @@ class Agent:
                 self.health.mark_unknown(name, f"collector {name} cannot start: {err}")
         return built
 
-    def _install_collectors(self, config: AgentConfig) -> None:
+    def _install_collectors(self, config: AgentConfig, old: AgentConfig | None = None) -> None:
         """Replace the collector set, run each once (so READY means data is there), then schedule."""
         for name in self.runner.names():
             self.scheduler.remove_job(name)
-        self.runner.set_collectors(self._build_collectors(config))
+        self.runner.set_collectors(self._build_collectors(config, old))
         first = [
             threading.Thread(target=self.runner.run, args=(n,), daemon=True) for n in self.runner.names()
         ]
@@ -183,7 +230,8 @@ class Agent:
         if config.fleet.enabled:
             from gpuwarden.fleet.member import FleetMember
 
-            self.fleet = FleetMember(config.fleet, self._fleet_summary).start()
+            endpoint = self.server.address if self.server else None  # Prometheus finds /metrics here
+            self.fleet = FleetMember(config.fleet, self._fleet_summary, endpoint=endpoint).start()
             self.scheduler.add_job(self.fleet.refresh, "interval", seconds=FLEET_REFRESH_SECONDS, id="fleet")
             self.log.info("joining fleet %s as %s", config.fleet.cluster, config.fleet.node_name())
 
@@ -227,13 +275,36 @@ class Agent:
         old = self.config
         self.config = new
         self.log = self._setup_logging(new)
-        if (self.listen(new), new.agent.tls) != (self.listen(old), old.agent.tls) and self.server:
+        served = (self.listen(new), new.agent.tls, new.agent.http)
+        moved = (self.listen(new), new.agent.tls) != (self.listen(old), old.agent.tls)
+        if served != (self.listen(old), old.agent.tls, old.agent.http) and self.server:
             self.server.stop()
             self.server = self._start_server(new)
             self.log.info("now serving on %s", self.server.address)
         self.runner.reload_ok, self.runner.reload_timestamp = True, time.time()
-        self._install_collectors(new)
-        self._install_fleet(new, old)
+        self._install_collectors(new, old)
+        self._install_fleet(new, None if moved else old)  # a new address means a new serverset endpoint
         self._install_engine(new, old)
+        if self.api:
+            self.api.reload(new)
+        elif new.api.token_file:
+            self.log.warning("api.token_file was added: the /v1 API starts with the next restart")
         self.notifier.notify("READY=1", "STATUS=configuration reloaded")
         self.log.info("configuration reloaded")
+
+
+def _same_inputs(name: str, old: AgentConfig, new: AgentConfig) -> bool:
+    """Whether collector `name` would be built the same: its settings and the shared sections unchanged."""
+    shared = {"agent", "collectors"}
+    return old.collector_settings(name) == new.collector_settings(name) and old.model_dump(
+        exclude=shared
+    ) == new.model_dump(exclude=shared)
+
+
+def _raise_fd_limit(wanted: int) -> None:
+    """Lift the soft descriptor limit toward `wanted` (Go's runtime lifts it to the hard limit at start):
+    outside systemd (LimitNOFILE=65536) it is often 1024, below the HTTP connection limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))

@@ -117,7 +117,7 @@ class Runner:
         self._registry.register(ProcessCollector(registry=None))
 
     def add_source(self, source: object) -> None:
-        """Series that are not a collector's (the remediation engine's): rendered with every exposition."""
+        """Series that are not a collector's (HTTP counters, the remediation engine): in every exposition."""
         self._registry.register(source)  # type: ignore[arg-type]
 
     def remove_source(self, source: object) -> None:
@@ -127,14 +127,17 @@ class Runner:
     def set_collectors(self, collectors: dict[str, tuple[Collector, CollectorSettings]]) -> None:
         """Swap in a new collector set (start, reload); closes the collectors it replaces."""
         with self._lock:
-            old, self._states = (
-                self._states,
-                {name: CollectorState(collector=c, settings=s) for name, (c, s) in collectors.items()},
-            )
+            old = self._states
+            self._states = {
+                # A collector kept across a reload keeps its state, above all a call still hanging.
+                name: old[name] if name in old and old[name].collector is c else CollectorState(c, s)
+                for name, (c, s) in collectors.items()
+            }
         for name, state in old.items():
             if name not in collectors:
                 self.health.drop(name)
-            _close(state.collector, name, self.log)
+            if self._states.get(name) is not state:
+                _close(state.collector, name, self.log)
         self.render()
 
     def collector(self, name: str) -> Collector | None:

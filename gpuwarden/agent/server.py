@@ -1,22 +1,31 @@
-"""HTTP endpoints: /metrics (pre-rendered bytes), /health (JSON), /healthz (the agent's own liveness).
+"""The agent's endpoints: /metrics (pre-rendered bytes), /health (JSON), /healthz (the agent's own liveness).
 
-The request path does no collection and no rendering: it picks the cached plain or gzip bytes. TLS and
-mutual TLS use the standard library's ssl module, as prometheus-client's own server does.
+The request path does no collection and no rendering: it picks the cached plain or gzip bytes, on the HTTP
+layer's I/O thread (`inline`), so a scrape never waits for a handler thread. Others add their routes
+(the remediation API's /v1/...) through `Agent.add_route`, which feeds the same `Router`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import socket
 import ssl
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from gpuwarden.agent.health_store import HealthStore
+from gpuwarden.agent.http import (
+    Limits,
+    Request,
+    Response,
+    Route,
+    Router,
+    Stats,
+    error_response,
+    json_response,
+)
+from gpuwarden.agent.http_loop import Server
 from gpuwarden.agent.runner import Runner
 from gpuwarden.config import TLSSettings, parse_listen
+from gpuwarden.health import State
 
 # The classic text format: every name we export is a legacy-valid name, and every Prometheus 2.x parses it.
 CONTENT_TYPE_LATEST = "text/plain; version=0.0.4; charset=utf-8"
@@ -26,61 +35,42 @@ INDEX = b"""<html><head><title>gpuwarden</title></head><body><h1>gpuwarden</h1>
 </body></html>
 """
 
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    runner: Runner
-    health: HealthStore
-    alive: Callable[[], bool]
+# `/health?fail_status=503`: a load balancer that only reads status codes gets this code while the node is
+# UNHEALTHY (and 200 otherwise); without the parameter /health is always 200.
+FAIL_STATUS = "fail_status"
 
 
-class _Server6(_Server):
-    address_family = socket.AF_INET6
+def agent_routes(runner: Runner, health: HealthStore, alive: Callable[[], bool]) -> list[Route]:
+    def metrics(request: Request) -> Response:
+        exposition = runner.exposition  # one reference read: the old or the new rendering, never half
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(200, exposition.gzipped, CONTENT_TYPE_LATEST, {"Content-Encoding": "gzip"})
+        return Response(200, exposition.plain, CONTENT_TYPE_LATEST)
 
+    def health_json(request: Request) -> Response:
+        status = 200
+        if FAIL_STATUS in request.query:
+            text = request.query[FAIL_STATUS]
+            if not (text.isascii() and text.isdigit() and 400 <= int(text) <= 599):
+                return error_response(400, f"{FAIL_STATUS} must be an HTTP status from 400 to 599")
+            status = int(text)
+        body = health.to_json()
+        return json_response(status if body["status"] == State.UNHEALTHY else 200, body)
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"  # keep-alive: Prometheus reuses its connection
+    def healthz(request: Request) -> Response:
+        if alive():
+            return Response(200, b"ok\n")
+        return Response(503, b"scheduler not running\n")
 
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in two writes; without NODELAY, Nagle's algorithm holds the body back
-        # until the client's delayed ACK (~40 ms on Linux) on every keep-alive scrape.
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def index(request: Request) -> Response:
+        return Response(200, INDEX, "text/html; charset=utf-8")
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            exposition = self.server.runner.exposition
-            if "gzip" in self.headers.get("Accept-Encoding", ""):
-                self._send(200, CONTENT_TYPE_LATEST, exposition.gzipped, gzip=True)
-            else:
-                self._send(200, CONTENT_TYPE_LATEST, exposition.plain)
-        elif path == "/health":
-            body = json.dumps(self.server.health.to_json(), indent=2).encode() + b"\n"
-            self._send(200, "application/json", body)
-        elif path == "/healthz":
-            if self.server.alive():
-                self._send(200, "text/plain; charset=utf-8", b"ok\n")
-            else:
-                self._send(503, "text/plain; charset=utf-8", b"scheduler not running\n")
-        elif path == "/":
-            self._send(200, "text/html; charset=utf-8", INDEX)
-        else:
-            self._send(404, "text/plain; charset=utf-8", b"not found\n")
-
-    def _send(self, code: int, content_type: str, body: bytes, gzip: bool = False) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        if gzip:
-            self.send_header("Content-Encoding", "gzip")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        logging.getLogger("gpuwarden.http").debug(format, *args)
+    return [
+        Route("GET", "/metrics", metrics, inline=True),
+        Route("GET", "/health", health_json, inline=True),
+        Route("GET", "/healthz", healthz, inline=True),
+        Route("GET", "/", index, inline=True),
+    ]
 
 
 def ssl_context(tls: TLSSettings) -> ssl.SSLContext:
@@ -94,31 +84,33 @@ def ssl_context(tls: TLSSettings) -> ssl.SSLContext:
 
 
 class HTTPServer:
+    """The agent's listener: binds at construction (a taken port is an OSError here), serves after start."""
+
     def __init__(
-        self, listen: str, tls: TLSSettings, runner: Runner, health: HealthStore, alive: Callable[[], bool]
+        self,
+        listen: str,
+        tls: TLSSettings,
+        router: Router,
+        limits: Limits | None = None,
+        stats: Stats | None = None,
+        log: logging.Logger | None = None,
     ) -> None:
         host, port = parse_listen(listen)
-        server_class = _Server6 if ":" in host else _Server
+        context = ssl_context(tls) if tls.enabled else None
+        log = log or logging.getLogger("gpuwarden.http")
         try:
-            self._server = server_class((host, port), _Handler)
+            self._server = Server(host, port, router, limits or Limits(), log, tls=context, stats=stats)
         except OSError as err:  # taken, or not an address of this host: say which one
             raise OSError(err.errno, f"cannot listen on {listen}: {err.strerror}") from None
-        self._server.runner, self._server.health, self._server.alive = runner, health, alive
-        if tls.enabled:
-            self._server.socket = ssl_context(tls).wrap_socket(self._server.socket, server_side=True)
         self.scheme = "https" if tls.enabled else "http"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 
     @property
     def address(self) -> str:
-        host, port = self._server.server_address[:2]
-        name = host.decode() if isinstance(host, bytes) else str(host)
-        name = f"[{name}]" if ":" in name else name
-        return f"{self.scheme}://{name}:{port}"
+        host, port = self._server.address
+        return f"{self.scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
     def start(self) -> None:
-        self._thread.start()
+        self._server.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()

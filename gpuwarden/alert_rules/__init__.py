@@ -1,4 +1,6 @@
-"""Prometheus alert and recording rule generators, thresholds in one place (not built yet).
+"""Prometheus alert and recording rules, Prometheus and Alertmanager configs, from one `Mixin`.
 
-The series to alert on are listed per area in docs/<area>.md and in the collectors' catalogs.
+`mixin.py` holds every threshold and window with its reason; `gpu.py` and `service.py` the alert groups;
+`recording.py` the shared fleet aggregates; `routing.py` the Alertmanager routes and the Prometheus scrape
+config; `build.py` writes them (`gpuwarden rules build`). `series.py` checks every name against the catalogs.
 """

@@ -1,5 +1,5 @@
-"""grafanalib dashboard generators: pure functions from config to dashboards (not built yet).
+"""Grafana dashboards with grafanalib: pure functions from the `Mixin` to dashboards.
 
-They will read the metric catalogs (`CATALOG` in each collector module) so that every panel's query names a
-series the agent really exports.
+`panels.py` is the thin layer over grafanalib (React panels, units, thresholds, grid); one module per
+dashboard group; `build.py` writes them (`gpuwarden dashboards build`). Queries name catalog series only.
 """

@@ -1,6 +1,7 @@
 """One kazoo session per agent, with the znode layout of the fleet.
 
     /gpuwarden/<cluster>/agents/<node>   ephemeral, JSON: version, GPUs, health summary (registration.py)
+    /gpuwarden/<cluster>/serverset/<node> ephemeral, serverset member JSON: where Prometheus scrapes the agent
     /gpuwarden/<cluster>/budget          kazoo Semaphore lease pool for disruptive remediations (budget.py)
     /gpuwarden/<cluster>/leader          kazoo Election for fleet-level decisions (election.py)
 

@@ -35,11 +35,16 @@ def summarize(
 
 class FleetMember:
     def __init__(
-        self, settings: FleetSettings, summary: Callable[[], Mapping[str, Any]], *, hosts: str | None = None
+        self,
+        settings: FleetSettings,
+        summary: Callable[[], Mapping[str, Any]],
+        *,
+        hosts: str | None = None,
+        endpoint: str | None = None,
     ) -> None:
         self.summary = summary
         self.client = FleetClient(settings, hosts=hosts)
-        self.registration = Registration(self.client, summary())
+        self.registration = Registration(self.client, summary(), endpoint)
         self.budget = FleetBudget(self.client, settings.budget)
         self.leader = FleetLeader(self.client)
 

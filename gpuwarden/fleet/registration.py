@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -62,10 +63,27 @@ class AgentRecord:
         )
 
 
+def serverset_member(url: str) -> bytes:
+    """The Finagle/Aurora serverset member JSON that Prometheus' `serverset_sd_configs` reads, for the agent
+    serving at `url` (scheme://host:port). A wildcard listen address is advertised as this host's name."""
+    scheme, _, rest = url.partition("://")
+    host, _, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.getfqdn()
+    endpoint = {"host": host, "port": int(port)}
+    member = {"serviceEndpoint": endpoint, "additionalEndpoints": {scheme: endpoint}, "status": "ALIVE"}
+    return json.dumps(member, sort_keys=True).encode("utf-8")
+
+
 class Registration:
-    def __init__(self, fleet: FleetClient, info: Mapping[str, Any]) -> None:
+    def __init__(self, fleet: FleetClient, info: Mapping[str, Any], endpoint: str | None = None) -> None:
         self.fleet = fleet
         self.path = f"{fleet.agents_path}/{fleet.node}"
+        # Beside the fleet record, in the serverset format, so Prometheus finds the agents in ZooKeeper:
+        # ephemeral too, so a dead agent leaves discovery with its session.
+        self.serverset_path = f"{fleet.root}/serverset/{fleet.node}"
+        self.endpoint = endpoint
         self._info = dict(info)
         self._lock = threading.Lock()  # guards _info
         self._registering = threading.Lock()
@@ -116,6 +134,8 @@ class Registration:
         self.fleet.zk.remove_listener(self._on_state)
         if self.fleet.connected:  # otherwise the ephemeral node goes with the session
             self.fleet.zk.delete_async(self.path)
+            if self.endpoint:
+                self.fleet.zk.delete_async(self.serverset_path)
 
     def _payload(self) -> bytes:
         with self._lock:
@@ -168,21 +188,27 @@ class Registration:
 
     def _register(self) -> None:
         zk = self.fleet.zk
+        self._create(self.path, self._payload())
+        if self.endpoint:
+            self._create(self.serverset_path, serverset_member(self.endpoint))
+        self.registrations += 1
+        log.info("fleet: registered %s (session 0x%x)", self.path, zk.client_id[0])
+
+    def _create(self, path: str, data: bytes) -> None:
+        zk = self.fleet.zk
         try:
-            zk.create(self.path, self._payload(), ephemeral=True, makepath=True)
+            zk.create(path, data, ephemeral=True, makepath=True)
         except NodeExistsError:
-            _, stat = zk.get(self.path)
+            _, stat = zk.get(path)
             if stat.ephemeralOwner != zk.client_id[0]:
                 # Left by this agent's previous session (restart within the session timeout) or by a
                 # second agent with the same node name: the newest registration wins, loudly.
-                log.warning("fleet: replacing %s owned by session 0x%x", self.path, stat.ephemeralOwner)
+                log.warning("fleet: replacing %s owned by session 0x%x", path, stat.ephemeralOwner)
                 with contextlib.suppress(NoNodeError):
-                    zk.delete(self.path, version=stat.version)
-                zk.create(self.path, self._payload(), ephemeral=True, makepath=True)
+                    zk.delete(path, version=stat.version)
+                zk.create(path, data, ephemeral=True, makepath=True)
             else:
-                zk.set(self.path, self._payload())
-        self.registrations += 1
-        log.info("fleet: registered %s (session 0x%x)", self.path, zk.client_id[0])
+                zk.set(path, data)
 
 
 def list_agents(fleet: FleetClient) -> list[AgentRecord]:

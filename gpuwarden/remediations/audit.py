@@ -4,7 +4,7 @@ Every record has `ts`, `run`, `step`, `playbook`, `target` and step fields. Step
 `trigger`, `decision` (a rail said no, with its name), `plan`, `evidence`, `lease`, `attempt` (the
 attempt is reserved here, before anything is touched), `action` (one per plan step, started/done/
 failed), `verify`, and always last `outcome` with `result` in RESULTS. Engine-wide records: `pause`,
-`resume`, `reset`, `exhausted`.
+`resume`, `reset`, `exhausted`, `storm` (the engine stopped acting: too many disruptive runs).
 
 Crash safety: one `os.write` per record on an O_APPEND descriptor, then `fsync`. A crash can leave at
 most one torn last line; `recover()` cuts it off and closes every run that has no `outcome` with
@@ -139,7 +139,7 @@ def runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One summary per run id, in order of first appearance: what `gpuwarden runs` prints."""
     out: dict[str, dict[str, Any]] = {}
     for r in records:
-        if r["step"] in ("pause", "resume", "reset", "exhausted"):
+        if r["step"] in ("pause", "resume", "reset", "exhausted", "storm"):
             continue
         run = out.setdefault(
             r["run"], {"run": r["run"], "playbook": r["playbook"], "target": r["target"], "started": r["ts"]}

@@ -10,6 +10,7 @@ acting part is skipped (Draino `--dry-run`, NVSentinel `dryRun`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import queue
 import threading
@@ -24,10 +25,10 @@ from gpuwarden.fleet.budget import BudgetDenied, Lease
 from gpuwarden.remediations import metrics
 from gpuwarden.remediations.audit import AuditLog
 from gpuwarden.remediations.rails import ALL, Rails
-from gpuwarden.remediations.registry import PLAYBOOKS, Playbook, PlaybookContext
+from gpuwarden.remediations.registry import PLAYBOOKS, FleetView, Playbook, PlaybookContext
 from gpuwarden.remediations.request import Request, Submitted
 from gpuwarden.remediations.section import RemediationSettings
-from gpuwarden.remediations.settings import ExitTrigger, PlaybookSettings
+from gpuwarden.remediations.settings import ExitTrigger, PlaybookSettings, ScheduleTrigger
 from gpuwarden.remediations.targets import ProcessTarget, Target, build_target
 from gpuwarden.remediations.triggers import Alert, AlertTriggers, HealthTriggers, TransitionLike
 
@@ -45,6 +46,8 @@ class Engine:
         *,
         health: Callable[[str], str | None] = lambda component: None,
         budget: Callable[[], Budget | None] = lambda: None,
+        fleet: Callable[[], FleetView | None] = lambda: None,
+        inventory: Callable[[], Mapping[str, str]] = lambda: {},
         log: logging.Logger | None = None,
     ) -> None:
         self.settings = settings
@@ -54,7 +57,9 @@ class Engine:
         self.playbooks: dict[str, PlaybookSettings] = settings.enabled_playbooks()
         self.targets: dict[str, Target] = {n: build_target(n, t) for n, t in settings.targets.items()}
         self.instances: dict[str, Playbook] = {
-            name: PLAYBOOKS[name].factory(s, PlaybookContext(self.targets[s.target], health))
+            name: PLAYBOOKS[name].factory(
+                s, PlaybookContext(self.targets[s.target], health, fleet=fleet, inventory=inventory)
+            )
             for name, s in self.playbooks.items()
         }
         self.audit = AuditLog(settings.audit_log)
@@ -68,6 +73,7 @@ class Engine:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._next_schedule: dict[str, float] = {}
 
     def audit_records(self) -> list[dict[str, Any]]:
         from gpuwarden.remediations.audit import read
@@ -126,17 +132,18 @@ class Engine:
     def pause(self, reason: str, actor: str, playbook: str = ALL) -> None:
         self._record("-", "pause", playbook, "-", reason=reason, actor=actor)
 
-    def resume(self, actor: str, playbook: str = ALL) -> None:
-        self._record("-", "resume", playbook, "-", actor=actor)
+    def resume(self, actor: str, playbook: str = ALL, reason: str = "") -> None:
+        self._record("-", "resume", playbook, "-", actor=actor, reason=reason)
 
     def reset(self, playbook: str, actor: str) -> None:
-        """Re-arm an exhausted playbook (an operator looked at it)."""
-        settings = self.playbooks[playbook]
-        self._record("-", "reset", playbook, settings.target, actor=actor)
+        """Re-arm an exhausted playbook, or with `*` leave storm mode (an operator looked at it)."""
+        target = "-" if playbook == ALL else self.playbooks[playbook].target
+        self._record("-", "reset", playbook, target, actor=actor)
 
     def collect(self) -> Iterator[Metric]:
         held = sum(1 for _ in [self.budget()] if _ is not None and getattr(_, "held", False))
-        return self.metrics.families(self.rails, list(self.playbooks), self._queue.qsize(), held)
+        extra = [s for p in self.instances.values() for s in getattr(p, "samples", lambda: [])()]
+        return self.metrics.families(self.rails, list(self.playbooks), self._queue.qsize(), held, extra)
 
     # -- internals ----------------------------------------------------------------------------------
     def _reject(self, request: Request, reason: str) -> Submitted:
@@ -154,6 +161,7 @@ class Engine:
         while not self._stop.wait(TICK_S):
             for request in self.health_triggers.due():
                 self.submit(request)
+            self._scheduled(time.monotonic())
             for name, settings in self.playbooks.items():
                 target = self.targets[settings.target]
                 if (
@@ -166,6 +174,25 @@ class Engine:
                     self.submit(
                         Request(name, "exit", f"supervisor:{target.name}", f"process exited ({code})")
                     )
+
+    def _scheduled(self, now: float) -> None:
+        """Ask playbooks with a schedule whether they have work; only a yes becomes a request (and a run
+        in the audit log), so an idle schedule writes nothing."""
+        for name, settings in self.playbooks.items():
+            for trigger in settings.triggers:
+                if not isinstance(trigger, ScheduleTrigger):
+                    continue
+                if now < self._next_schedule.setdefault(name, now + trigger.every_s):
+                    continue
+                self._next_schedule[name] = now + trigger.every_s
+                request = Request(name, "schedule", "schedule", f"every {trigger.every_s:g}s")
+                try:
+                    check = self.instances[name].still_needed(request)
+                except Exception:  # a playbook bug must not stop the tick (health, crashes)
+                    self.log.exception("remediation %s: schedule check failed", name)
+                    continue
+                if check.ok:
+                    self.submit(dataclasses.replace(request, reason=f"schedule: {check.reason}"))
 
     def _consume(self) -> None:
         while (request := self._queue.get()) is not None:
@@ -186,6 +213,10 @@ class Engine:
             run, "trigger", name, target, source=request.source, actor=request.actor,
             reason=request.reason, component=request.component, labels=dict(request.labels),
         )  # fmt: skip
+        storm = self.rails.storming(self.settings.storm, time.time())
+        if storm:
+            self._record("-", "storm", ALL, "-", reason=storm)
+            self.log.error("remediation storm mode: %s; acting on nothing until reset; escalate", storm)
         decision = self.rails.check(request, target, settings.rails, time.time())
         if not decision.ok:
             self._record(
@@ -216,13 +247,16 @@ class Engine:
         if lease is False:
             return self._outcome(request, settings, "denied", "no fleet budget lease", started)
         try:
-            self._record(run, "attempt", name, target)  # reserved before acting; fsynced
+            self._record(run, "attempt", name, target, disruptive=plan.disruptive)  # reserved; fsynced
+            disrupted = False  # steps up to the first disruptive one prepare it: they need the lease too
             for step in plan.steps:
-                if step.disruptive and isinstance(lease, Lease) and lease.lost.is_set():
+                needs_lease = step.disruptive or not disrupted
+                if needs_lease and isinstance(lease, Lease) and lease.lost.is_set():
                     why = (
                         "fleet lease lost (ZooKeeper session suspended or lost): stopped before " + step.name
                     )
                     return self._outcome(request, settings, "failed", why, started)
+                disrupted = disrupted or step.disruptive
                 self._record(run, "action", name, target, name=step.name, status="started")
                 try:
                     run_with_deadline(step.run, settings.rails.step_timeout_s, name=f"{name}.{step.name}")

@@ -4,7 +4,7 @@ restarts the way the log does (a Prometheus `increase()` sees no reset after an 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client.core import Metric
@@ -48,6 +48,23 @@ CATALOG = (
     ),
     MetricSpec("gpuwarden_remediation_queue_length", "gauge", "Requests waiting to run."),
     MetricSpec(
+        "gpuwarden_remediation_storm",
+        "gauge",
+        "1 in storm mode: too many disruptive runs at once; the engine acts on nothing until reset.",
+    ),
+    MetricSpec(
+        "gpuwarden_remediation_gpu_quarantined",
+        "gauge",
+        "1 for a GPU the gpu_quarantine playbook took out of service: inspect the hardware, then release it.",
+        labels=("gpu", "uuid"),
+    ),
+    MetricSpec(
+        "gpuwarden_scale_signal",
+        "gauge",
+        "1 for the direction of the fleet's current scale decision (up or down), emitted by the leader.",
+        labels=("direction",),
+    ),
+    MetricSpec(
         "gpuwarden_remediation_requests_rejected_total",
         "counter",
         "Requests refused at submit: queue full, playbook busy or not enabled.",
@@ -75,7 +92,14 @@ class EngineMetrics:
                 counts[i] += value <= bound
             self.sums[record["playbook"]] = self.sums.get(record["playbook"], 0.0) + value
 
-    def families(self, rails: Rails, playbooks: list[str], queued: int, leases: int) -> Iterator[Metric]:
+    def families(
+        self,
+        rails: Rails,
+        playbooks: list[str],
+        queued: int,
+        leases: int,
+        extra: Iterable[tuple[str, float, Mapping[str, str]]] = (),
+    ) -> Iterator[Metric]:
         fams = Families(CATALOG)
         for playbook in playbooks:
             for result in RESULTS:
@@ -96,4 +120,7 @@ class EngineMetrics:
         fams.add("gpuwarden_remediation_fleet_leases_held", leases)
         fams.add("gpuwarden_remediation_queue_length", queued)
         fams.add("gpuwarden_remediation_requests_rejected_total", self.rejected)
+        fams.add("gpuwarden_remediation_storm", rails.storm is not None)
+        for name, value, labels in extra:  # the playbooks' own series (quarantined GPUs, scale signal)
+            fams.add(name, value, **labels)
         return iter(fams)

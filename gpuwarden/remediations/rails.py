@@ -5,6 +5,8 @@ Their state is rebuilt from the audit log (`replay`) and kept current from the r
 or lost state must never reset a safety counter (NVSentinel ADR-056). In the order checked:
 
 - paused       an operator paused this playbook (or all) with a reason (NHC `pauseRequests`);
+- storm        `storm.max_runs` disruptive runs of all playbooks within `storm.window_s`: the engine acts on
+               nothing until an operator resets `*` (NHC `maxUnhealthy`: a cause bigger than one playbook);
 - exhausted    terminal: the attempt budget ran out; only `reset` re-arms it (Monit `unmonitor`);
 - startup      the agent itself started less than `remediation.startup_grace_s` ago (it knows too little);
 - grace        the engine (re)started the target less than `grace_s` ago (supervisord `startsecs`);
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpuwarden.remediations.request import Request
-from gpuwarden.remediations.settings import RailsSettings
+from gpuwarden.remediations.settings import RailsSettings, StormSettings
 
 ALL = "*"  # the playbook name of an engine-wide pause
 
@@ -51,6 +53,8 @@ class Rails:
         self.paused: dict[str, str] = {}
         self.target_started: dict[str, float] = {}
         self._attempted: set[str] = set()  # runs that reserved an attempt
+        self.disruptive: deque[float] = deque()  # attempt times of disruptive runs, all playbooks
+        self.storm: str | None = None  # the reason, while the engine is in storm mode
 
     def replay(self, records: list[dict[str, Any]]) -> None:
         for record in records:
@@ -61,6 +65,13 @@ class Rails:
         if step == "attempt":
             self.histories[key].attempts.append(r["ts"])
             self._attempted.add(r["run"])
+            if r.get("disruptive", True):  # records before the flag existed were all disruptive
+                self.disruptive.append(r["ts"])
+        elif step == "storm":
+            self.storm = r.get("reason", "storm")
+        elif step == "reset" and r["playbook"] == ALL:
+            self.storm = None
+            self.disruptive.clear()
         elif step == "action" and r.get("name") == "start" and r.get("status") == "done":
             self.target_started[r["target"]] = r["ts"]
         elif step == "outcome" and r["run"] in self._attempted:
@@ -76,11 +87,21 @@ class Rails:
         elif step == "resume":
             self.paused.pop(r["playbook"], None)
 
+    def storming(self, storm: StormSettings, now: float) -> str | None:
+        """Why the engine enters storm mode now (None: not a storm). Latches through a `storm` record."""
+        while self.disruptive and self.disruptive[0] <= now - storm.window_s:
+            self.disruptive.popleft()
+        if self.storm is None and len(self.disruptive) >= storm.max_runs:
+            return f"{len(self.disruptive)} disruptive runs within {storm.window_s:g}s on this node"
+        return None
+
     def check(self, request: Request, target: str, rails: RailsSettings, now: float) -> Decision:
         h = self.histories[(request.playbook, target)]
         for name in (ALL, request.playbook):
             if name in self.paused:
                 return Decision(False, "paused", f"paused: {self.paused[name]}")
+        if self.storm:
+            return Decision(False, "storm", f"storm mode ({self.storm}); `reset '*'` re-arms the engine")
         if h.exhausted:
             return Decision(False, "exhausted", f"exhausted ({h.exhausted}); `reset` re-arms it")
         if now < self.started_at + self.startup_grace_s:

@@ -6,7 +6,8 @@ and the config's `remediation.playbooks` section is built from this registry. A 
 - `plan(request)` is pure: it returns the steps it would take, which is exactly what a dry run shows and
   exactly what the engine executes;
 - `still_needed(request)` re-checks the condition right before acting (a recovered target is left alone);
-- `verify()` re-runs the check after acting.
+- `verify()` re-runs the check after acting;
+- `samples()` (optional) returns series of the engine's catalog the playbook owns (metrics.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from gpuwarden.fleet.client import FleetClient
 from gpuwarden.remediations.request import Request
 from gpuwarden.remediations.settings import PlaybookSettings
 from gpuwarden.remediations.targets import Target
@@ -53,10 +55,25 @@ class Check:
     reason: str
 
 
+class FleetView(Protocol):
+    """What fleet-level playbooks read of the agent's fleet membership (gpuwarden.fleet.FleetMember)."""
+
+    @property
+    def is_leader(self) -> bool: ...
+
+    @property
+    def client(self) -> FleetClient: ...
+
+
+Sample = tuple[str, float, Mapping[str, str]]  # (series of metrics.CATALOG, value, labels)
+
+
 @dataclass(frozen=True)
 class PlaybookContext:
     target: Target
     health: Callable[[str], str | None]  # current state of a component, None when unknown to the store
+    fleet: Callable[[], FleetView | None] = lambda: None  # None: no fleet, this node decides alone
+    inventory: Callable[[], Mapping[str, str]] = dict  # this node's GPUs: index → UUID
 
 
 class Playbook(Protocol):

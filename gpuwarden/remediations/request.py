@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-Source = Literal["health", "alert", "manual", "exit"]
+Source = Literal["health", "alert", "manual", "exit", "schedule"]
 
 
 @dataclass(frozen=True)

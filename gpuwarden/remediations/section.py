@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, create_model, model_validator
 import gpuwarden.remediations.playbooks  # noqa: F401  (fills the registry the schema is built from)
 from gpuwarden.agent.registry import StrictModel
 from gpuwarden.remediations.registry import PLAYBOOKS
-from gpuwarden.remediations.settings import PlaybookSettings, TargetSettings
+from gpuwarden.remediations.settings import PlaybookSettings, StormSettings, TargetSettings
 
 
 def _playbooks_model() -> type[BaseModel]:
@@ -36,6 +36,7 @@ class RemediationSettings(StrictModel):
     startup_grace_s: float = Field(
         120.0, ge=0, description="after the agent starts, act on nothing for this long (it knows too little)"
     )
+    storm: StormSettings = Field(default_factory=StormSettings)
     targets: dict[str, TargetSettings] = Field(
         default_factory=dict, description="where the workers run, by name (process, systemd or http)"
     )

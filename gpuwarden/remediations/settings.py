@@ -60,7 +60,16 @@ class ExitTrigger(StrictModel):
     kind: Literal["exit"] = "exit"  # the supervised process exited on its own (crash)
 
 
-Trigger = Annotated[HealthTrigger | AlertTrigger | ExitTrigger, Field(discriminator="kind")]
+class ScheduleTrigger(StrictModel):
+    """Ask the playbook every `every_s`; it runs only when its own check says there is work (log files
+    past their size or age, a memory fraction stable long enough to step back up), so an idle schedule
+    writes nothing to the audit log."""
+
+    kind: Literal["schedule"] = "schedule"
+    every_s: float = Field(gt=0, description="how often the playbook is asked whether it has work")
+
+
+Trigger = Annotated[HealthTrigger | AlertTrigger | ExitTrigger | ScheduleTrigger, Field(discriminator="kind")]
 
 
 class PlaybookSettings(StrictModel):
@@ -69,6 +78,17 @@ class PlaybookSettings(StrictModel):
     dry_run: bool = Field(False, description="decide and plan, record what would happen, never act")
     triggers: list[Trigger] = Field(default_factory=list, description="what starts a run (any of them)")
     rails: RailsSettings = Field(default_factory=RailsSettings)
+
+
+class StormSettings(StrictModel):
+    """Storm mode: many disruptive runs on one node in a short time mean the cause is bigger than any
+    playbook (a bad driver, a bad deploy, a rack losing power); acting more makes it worse. The engine
+    stops acting on anything and escalates until an operator resets it (`reset` of `*`)."""
+
+    max_runs: int = Field(
+        6, ge=1, description="disruptive runs (all playbooks together) within `window_s` that start a storm"
+    )
+    window_s: float = Field(900.0, gt=0, description="sliding window of the storm count, in seconds")
 
 
 UNIT = re.compile(r"^[A-Za-z0-9:_.@-]+\.service$")

@@ -86,6 +86,7 @@ def tail(path: str | None, lines: int = 50) -> list[str]:
 class Target(Protocol):
     name: str
     env_file: str | None
+    log_file: str | None
 
     def stop(self) -> None: ...
 
@@ -97,6 +98,8 @@ class Target(Protocol):
 
     def log_tail(self, lines: int = 50) -> list[str]: ...
 
+    def signal(self, sig: signal.Signals) -> None: ...
+
 
 class ProcessTarget:
     """The agent is the supervisor: it starts the process in its own process group and stops the group."""
@@ -105,6 +108,7 @@ class ProcessTarget:
         self.name = name
         self.settings = settings
         self.env_file = settings.env_file
+        self.log_file = settings.log_file
         self.proc: subprocess.Popen[bytes] | None = None
         self.expected_exit = False  # the engine stopped it (not a crash)
 
@@ -174,6 +178,14 @@ class ProcessTarget:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def signal(self, sig: signal.Signals) -> None:
+        """To the main process only (it owns the log file; its children may not handle the signal)."""
+        if not self.alive():
+            raise TargetError(f"{self.name} is not running")
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, sig)
+
     def crashed(self) -> bool:
         """Exited without the engine asking (the `exit` trigger)."""
         return self.proc is not None and self.proc.poll() is not None and not self.expected_exit
@@ -197,6 +209,7 @@ class SystemdTarget:
         self.name = name
         self.settings = settings
         self.env_file = settings.env_file
+        self.log_file = settings.log_file
 
     def _systemctl(self, verb: str, timeout: float = 90.0) -> subprocess.CompletedProcess[str]:
         argv = [self.settings.systemctl, verb, self.settings.unit]
@@ -220,6 +233,24 @@ class SystemdTarget:
     def alive(self) -> bool:
         return self._systemctl("is-active", timeout=10).returncode == 0
 
+    def signal(self, sig: signal.Signals) -> None:
+        """`systemctl kill --kill-whom=main --signal=HUP UNIT`: polkit's manage-units covers it."""
+        argv = [
+            self.settings.systemctl,
+            "kill",
+            "--kill-whom=main",
+            f"--signal={sig.name}",
+            self.settings.unit,
+        ]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise TargetError(f"systemctl kill {self.settings.unit}: {err}") from None
+        if done.returncode != 0:
+            raise TargetError(
+                f"systemctl kill {self.settings.unit}: {done.stderr.strip() or done.returncode}"
+            )
+
     def ready(self, timeout: float = 2.0) -> bool:
         return self.alive() and http_ready(self.settings.ready_url, timeout)
 
@@ -234,8 +265,9 @@ class HttpTarget:
         self.name = name
         self.settings = settings
         self.env_file = settings.env_file
+        self.log_file = settings.log_file
 
-    def _post(self, action: str) -> None:
+    def _post(self, action: str, **extra: str) -> None:
         headers = {}
         if self.settings.token_file:
             token = Path(self.settings.token_file).read_text(encoding="utf-8").strip()
@@ -244,7 +276,10 @@ class HttpTarget:
 
         try:
             response = requests.post(
-                self.settings.url, json={"action": action, "target": self.name}, headers=headers, timeout=30
+                self.settings.url,
+                json={"action": action, "target": self.name, **extra},
+                headers=headers,
+                timeout=30,
             )
         except requests.RequestException as err:
             raise TargetError(f"hook {action}: {type(err).__name__}") from None
@@ -259,6 +294,9 @@ class HttpTarget:
 
     def alive(self) -> bool:
         return True  # the hook's owner knows; readiness is what the engine checks
+
+    def signal(self, sig: signal.Signals) -> None:
+        self._post("signal", signal=sig.name)
 
     def ready(self, timeout: float = 2.0) -> bool:
         return http_ready(self.settings.ready_url, timeout)

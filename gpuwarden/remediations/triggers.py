@@ -29,10 +29,17 @@ DEDUPE_TTL_S = 7200.0  # Robusta keeps alert keys 2 h; Alertmanager repeats ever
 class TransitionLike(Protocol):
     """The health stream's `Transition` (gpuwarden.agent.health_store), as far as triggers read it."""
 
-    component: str
-    labels: Mapping[str, str]
-    new: State
-    reason: str
+    @property
+    def component(self) -> str: ...
+
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+    @property
+    def new(self) -> State: ...
+
+    @property
+    def reason(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,8 @@ class AlertTriggers:
         return [
             Request(
                 playbook=name, source="alert", actor=actor,
-                reason=f"alert {alert.alertname} firing since {alert.starts_at}", labels=dict(alert.labels),
+                reason=f"alert {alert.alertname} firing since {alert.starts_at}",
+                labels={**alert.labels, "alertname": alert.alertname},
             )
             for name in names
         ], "queued"  # fmt: skip

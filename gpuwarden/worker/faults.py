@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -21,6 +22,9 @@ from typing import Literal, get_args
 FaultKind = Literal["errors", "latency", "hang", "crash", "wrong", "none"]
 KINDS: tuple[str, ...] = get_args(FaultKind)
 SIGNAL_BURST_S = 10.0  # SIGUSR1's error burst: long enough for a 5 s scrape interval to see it twice
+# Upper bounds: a "latency" of hours is a hang (use that fault), and sleep() refuses what a float holds
+# beyond ~292 years; a fault for longer than a day is a mistake in a test or a demo.
+MAX_SECONDS = {"duration_s": 86400.0, "latency_s": 3600.0, "rate": 1.0}
 
 # The message PyTorch's caching allocator raises (torch.OutOfMemoryError), as vLLM workers log it.
 OOM_LINE = (
@@ -57,12 +61,21 @@ def parse_request(body: object) -> Fault:
     numbers: dict[str, float | None] = {}
     for key, default in (("duration_s", None), ("latency_s", 1.0), ("rate", 1.0)):
         value = body.get(key, default)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+        if value is None:
+            numbers[key] = None
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+        ):
             raise FaultError(f"{key}: must be a number >= 0")
-        numbers[key] = None if value is None else float(value)
+        if value > MAX_SECONDS[key]:
+            limit = "must be between 0 and 1" if key == "rate" else f"must be at most {MAX_SECONDS[key]:g}"
+            raise FaultError(f"{key}: {limit}")
+        numbers[key] = float(value)
     rate = numbers["rate"]
-    if rate is not None and rate > 1:
-        raise FaultError("rate: must be between 0 and 1")
     duration = numbers["duration_s"]
     return Fault(
         kind=kind,

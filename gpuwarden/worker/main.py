@@ -12,12 +12,10 @@ import logging
 import logging.handlers
 import os
 import signal
-import socket
 import sys
 import tempfile
 import threading
 import time
-from http.server import ThreadingHTTPServer
 
 EX_DATAERR, EX_CONFIG, CRASH_EXIT = 65, 78, 134
 
@@ -84,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"worker: config error: {problem}", file=sys.stderr)
         return EX_CONFIG
     # Heavy imports only once the flags are known good: `gpuwarden worker --help` stays fast.
+    from gpuwarden.agent.http import Limits, Router
+    from gpuwarden.agent.http_loop import Server
     from gpuwarden.config import parse_listen
     from gpuwarden.worker import faults, model, server
     from gpuwarden.worker.manifest import ManifestError
@@ -107,11 +107,11 @@ def run(args: argparse.Namespace) -> int:
         args.max_concurrency,
     )
     host, port = parse_listen(args.listen)
-    handler = type("BoundHandler", (server.Handler,), {"app": app})
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    httpd_cls = type("Server", (ThreadingHTTPServer,), {"daemon_threads": True, "address_family": family})
+    # Handler threads: the engine slots plus room for requests parked by a hang fault; /metrics and the
+    # admin API run on the I/O thread and answer whatever the handlers do.
+    limits = Limits(handler_threads=args.max_concurrency + 16, max_body_bytes=server.MAX_BODY)
     try:
-        httpd = httpd_cls((host, port), handler)
+        httpd = Server(host, port, Router(app.routes()), limits, log, observe=app.observe)
     except OSError as err:
         print(f"worker: cannot listen on {args.listen}: {err.strerror}", file=sys.stderr)
         return 1
@@ -123,16 +123,16 @@ def run(args: argparse.Namespace) -> int:
         lambda *_: state.set(faults.Fault("errors", until=time.monotonic() + faults.SIGNAL_BURST_S)),
     )
     signal.signal(signal.SIGUSR2, lambda *_: state.clear())
-    threading.Thread(target=httpd.serve_forever, name="http", daemon=True).start()
+    httpd.start()
     shown = f"[{host}]" if ":" in host else host
     log.info("model %s in %s, provider %s", model.MODEL_NAME, model_dir, app.engine.provider)
-    print(f"worker ready on http://{shown}:{httpd.server_address[1]}", flush=True)
+    print(f"worker ready on http://{shown}:{httpd.address[1]}", flush=True)
     while not stop.is_set():
         if app.crash.wait(0.2):
             time.sleep(0.2)  # let the admin reply go out first
             log.critical("crash fault injected: exiting abruptly with %d", CRASH_EXIT)
             os._exit(CRASH_EXIT)
-    httpd.shutdown()
+    httpd.stop()
     return 0
 
 

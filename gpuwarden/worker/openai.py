@@ -23,7 +23,7 @@ def parse_completion(body: bytes) -> tuple[str, int]:
     """(prompt, max_tokens) of a /v1/completions request; ValueError says what is wrong."""
     try:
         request = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
         raise ValueError("request body is not JSON") from None
     if not isinstance(request, dict):
         raise ValueError("request body must be a JSON object")

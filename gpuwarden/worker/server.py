@@ -1,6 +1,6 @@
 """The worker's HTTP API: KServe v2 (health, metadata, infer), /metrics, and the authenticated admin API.
 
-Routes (KServe v2 "Predict Protocol", as Triton implements it):
+Routes (KServe v2 "Predict Protocol", as Triton implements it), served by the agent's HTTP layer:
   GET  /v2/health/live, /v2/health/ready, /v2, /v2/models/canary, /v2/models/canary/ready
   POST /v2/models/canary/infer           JSON tensors in, JSON tensors out
   GET  /v1/models, POST /v1/completions  OpenAI-compatible (vLLM, SGLang); see openai.py
@@ -11,18 +11,16 @@ Errors follow KServe: a JSON object `{"error": "..."}` with a 4xx/5xx status.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import numpy as np
 
+from gpuwarden.agent.http import Bearer, Request, Response, Route, json_response
 from gpuwarden.worker import faults as faultmod
 from gpuwarden.worker import openai
 from gpuwarden.worker.faults import FaultState
@@ -31,11 +29,19 @@ from gpuwarden.worker.model import IN_FEATURES, INPUT, MODEL_NAME, OUT_FEATURES,
 from gpuwarden.worker.runtime import Engine
 
 MAX_BODY = 1 << 20
+MAX_BATCH = 4096  # rows per inference: far above the canary's, far below what would exhaust memory
 # vLLM's API server leaves these out of http_requests_total (its Instrumentator's excluded_handlers), so
 # request rates count inference traffic, not scrapes and probes.
 UNCOUNTED = ("/metrics", "/v2/health/live", "/v2/health/ready", "/admin/fault")
 WRONG_OFFSET = 0.05  # far outside the canary tolerance (1e-4), small enough to look plausible
+JSON = "application/json"
 Reply = tuple[int, dict[str, Any] | bytes]
+
+
+def reply(code: int, body: dict[str, Any] | bytes) -> Response:
+    if isinstance(body, bytes):
+        return Response(code, body, "text/plain; version=0.0.4; charset=utf-8")
+    return json_response(code, body)
 
 
 class WorkerApp:
@@ -52,31 +58,51 @@ class WorkerApp:
         self.slots = threading.Semaphore(max_concurrency)
         self.crash = threading.Event()  # set by the crash fault; the main loop exits the process
 
-    def handle(self, method: str, path: str, route: str, headers: Any, body: bytes) -> Reply:
-        """Answer one request; `route` is `route(path)`."""
-        if route == "/metrics" and method == "GET":
-            return 200, self.metrics.render()
-        if route == "/admin/fault":
-            return self.admin(method, headers, body)
-        if route.startswith(("/v2", "/v1")):
+    def routes(self) -> list[Route]:
+        """The route table. /metrics and the admin API run inline, so they answer while a hang fault holds
+        every handler thread (that is how tests clear it)."""
+        admin = Bearer([self.token]) if self.token else None
+        model = "/v2/models/{model}"
+        return [
+            Route("GET", "/metrics", lambda r: reply(200, self.metrics.render()), inline=True),
+            Route("GET", "/admin/fault", self.admin_get, auth=admin, inline=True),
+            Route("POST", "/admin/fault", self.admin_post, auth=admin, content_type=JSON, inline=True),
+            Route("GET", "/v1/models", self._engine_route(lambda r: (200, openai.models()))),
+            Route("POST", "/v1/completions", self._engine_route(self.complete), content_type=JSON),
+            Route("GET", "/v2/health/live", self._engine_route(lambda r: (200, {"live": True}))),
+            Route("GET", "/v2/health/ready", self._engine_route(lambda r: (200, {"ready": True}))),
+            Route("GET", "/v2", self._engine_route(lambda r: (200, SERVER_METADATA))),
+            Route("GET", model, self._model_route(lambda r: (200, self.model_metadata()))),
+            Route(
+                "GET",
+                f"{model}/ready",
+                self._model_route(lambda r: (200, {"name": MODEL_NAME, "ready": True})),
+            ),
+            Route("POST", f"{model}/infer", self._model_route(self.infer), content_type=JSON),
+        ]
+
+    def observe(self, method: str, route: str, code: int) -> None:
+        """Every response the HTTP layer sends, as vLLM's instrumentator counts them."""
+        if route not in UNCOUNTED:
+            self.metrics.count_http(route, method, code)
+
+    def _engine_route(self, work: Callable[[Request], Reply]) -> Callable[[Request], Response]:
+        """KServe and OpenAI routes block while a hang fault is active (a deadlocked engine)."""
+
+        def handler(request: Request) -> Response:
             self.faults.wait_while_hung()
-        if method == "GET" and route == "/v1/models":
-            return 200, openai.models()
-        if method == "POST" and route == "/v1/completions":
-            return self.complete(body)
-        if method == "GET" and route in ("/v2/health/live", "/v2/health/ready"):
-            return 200, {"live": True} if route.endswith("live") else {"ready": True}
-        if method == "GET" and route == "/v2":
-            return 200, {"name": "gpuwarden-worker", "version": "1", "extensions": []}
-        if route.startswith("/v2/models/") and path.split("/")[3] != MODEL_NAME:
-            return 404, {"error": f"unknown model '{path.split('/')[3]}'; this worker serves '{MODEL_NAME}'"}
-        if method == "GET" and route == "/v2/models/{model}":
-            return 200, self.model_metadata()
-        if method == "GET" and route == "/v2/models/{model}/ready":
-            return 200, {"name": MODEL_NAME, "ready": True}
-        if method == "POST" and route == "/v2/models/{model}/infer":
-            return self.infer(body)
-        return 404, {"error": f"no route for {method} {path}"}
+            return reply(*work(request))
+
+        return handler
+
+    def _model_route(self, work: Callable[[Request], Reply]) -> Callable[[Request], Response]:
+        def known(request: Request) -> Reply:
+            name = request.params["model"]
+            if name != MODEL_NAME:
+                return 404, {"error": f"unknown model '{name}'; this worker serves '{MODEL_NAME}'"}
+            return work(request)
+
+        return self._engine_route(known)
 
     def model_metadata(self) -> dict[str, Any]:
         return {
@@ -87,16 +113,16 @@ class WorkerApp:
             "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": [-1, OUT_FEATURES]}],
         }
 
-    def infer(self, body: bytes) -> Reply:
+    def infer(self, request: Request) -> Reply:
         try:
-            x, request_id = parse_infer(body)
+            x, request_id = parse_infer(request.body)
         except ValueError as err:
             return 400, {"error": str(err)}
         return self._engine_slot(lambda: self._run(x, request_id))
 
-    def complete(self, body: bytes) -> Reply:
+    def complete(self, request: Request) -> Reply:
         try:
-            prompt, max_tokens = openai.parse_completion(body)
+            prompt, max_tokens = openai.parse_completion(request.body)
         except ValueError as err:
             return 400, {"error": str(err)}
 
@@ -149,56 +175,42 @@ class WorkerApp:
             reply["id"] = request_id
         return 200, reply
 
-    def admin(self, method: str, headers: Any, body: bytes) -> Reply:
+    def admin_get(self, request: Request) -> Response:
+        return (
+            reply(*self._admin_disabled())
+            if self.token is None
+            else json_response(200, self.faults.describe())
+        )
+
+    def admin_post(self, request: Request) -> Response:
         if self.token is None:
-            return 403, {"error": "admin API disabled: start the worker with --admin-token-file"}
-        supplied = str(headers.get("Authorization") or "")
-        if not hmac.compare_digest(supplied.encode(), f"Bearer {self.token}".encode()):
-            return 401, {"error": "missing or wrong bearer token"}
-        if method == "GET":
-            return 200, self.faults.describe()
-        if method != "POST":
-            return 405, {"error": "use GET or POST"}
+            return reply(*self._admin_disabled())
         try:
-            fault = faultmod.parse_request(json.loads(body or b"null"))
-        except (ValueError, faultmod.FaultError) as err:
-            return 400, {"error": str(err)}
+            fault = faultmod.parse_request(json.loads(request.body or b"null"))
+        except (ValueError, RecursionError, faultmod.FaultError) as err:
+            message = str(err) if isinstance(err, faultmod.FaultError) else "body is not JSON"
+            return json_response(400, {"error": message})
         self.log.warning("fault set by admin API: %s", fault)
         if fault.kind == "crash":
             self.crash.set()
         else:
             self.faults.set(fault)
-        return 200, {"fault": fault.kind}
+        return json_response(200, {"fault": fault.kind})
+
+    @staticmethod
+    def _admin_disabled() -> Reply:
+        return 403, {"error": "admin API disabled: start the worker with --admin-token-file"}
 
 
-_MODEL = f"/v2/models/{MODEL_NAME}"
-# Request path → route template (the `handler` label), built once rather than per request.
-ROUTES = {
-    "/v2/health/live": "/v2/health/live",
-    "/v2/health/ready": "/v2/health/ready",
-    "/v2": "/v2",
-    _MODEL: "/v2/models/{model}",
-    f"{_MODEL}/ready": "/v2/models/{model}/ready",
-    f"{_MODEL}/infer": "/v2/models/{model}/infer",
-    "/metrics": "/metrics",
-    "/admin/fault": "/admin/fault",
-    "/v1/models": "/v1/models",
-    "/v1/completions": "/v1/completions",
-}
-
-
-def route(path: str) -> str:
-    """The route template for `path` (the `handler` label), or "none" as the instrumentator says."""
-    if path.startswith("/v2/models/") and path not in ROUTES:
-        return "/v2/models/{model}" + ("/infer" if path.endswith("/infer") else "")
-    return ROUTES.get(path, "none")
+SERVER_METADATA = {"name": "gpuwarden-worker", "version": "1", "extensions": []}
+MODEL_READY = {"name": MODEL_NAME, "ready": True}
 
 
 def parse_infer(body: bytes) -> tuple[np.ndarray, str | None]:
     """A KServe v2 JSON infer request → the input array; ValueError says what is wrong."""
     try:
         request = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
         raise ValueError("request body is not JSON") from None
     inputs = request.get("inputs") if isinstance(request, dict) else None
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
@@ -207,56 +219,13 @@ def parse_infer(body: bytes) -> tuple[np.ndarray, str | None]:
     if tensor.get("name") != INPUT or tensor.get("datatype") != "FP32":
         raise ValueError(f"input tensor must be named '{INPUT}' with datatype FP32")
     shape = tensor.get("shape")
-    if not (isinstance(shape, list) and len(shape) == 2 and shape[1] == IN_FEATURES and shape[0] >= 1):
+    if not (isinstance(shape, list) and len(shape) == 2 and all(type(n) is int for n in shape)):
         raise ValueError(f"input shape must be [batch, {IN_FEATURES}]")
+    if shape[1] != IN_FEATURES or not 1 <= shape[0] <= MAX_BATCH:
+        raise ValueError(f"input shape must be [batch, {IN_FEATURES}] with batch from 1 to {MAX_BATCH}")
     try:
         x = np.asarray(tensor.get("data"), dtype=np.float32).reshape(shape)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"input data does not fill shape {shape}") from None
     request_id = request.get("id")
     return x, None if request_id is None else str(request_id)
-
-
-class Handler(BaseHTTPRequestHandler):
-    app: WorkerApp  # set on the subclass that serve() builds
-    protocol_version = "HTTP/1.1"
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in two writes; without TCP_NODELAY, Nagle's algorithm holds the body
-        # until the client's delayed ACK (~40 ms on Linux) on every keep-alive request. uvicorn, which
-        # serves vLLM, sets it too.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def _serve(self, method: str) -> None:
-        path = self.path.split("?", 1)[0].rstrip("/") or "/"
-        length = int(self.headers.get("Content-Length") or 0)
-        reply: dict[str, Any] | bytes
-        template = route(path)
-        if length > MAX_BODY:
-            code, reply = 413, {"error": f"body larger than {MAX_BODY} bytes"}
-            self.close_connection = True
-        else:
-            body = self.rfile.read(length) if length else b""
-            code, reply = self.app.handle(method, path, template, self.headers, body)
-        if template not in UNCOUNTED:
-            self.app.metrics.count_http(template, method, code)
-        data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
-        ctype = "text/plain; version=0.0.4; charset=utf-8" if isinstance(reply, bytes) else "application/json"
-        try:
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a probe's timeout on a hang)
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # access logs would drown the OOM lines
-        pass

@@ -39,6 +39,7 @@ class AgentProcess:
         config: dict[str, Any],
         args: tuple[str, ...] = (),
         watchdog_usec: int | None = 400_000,
+        module: str = "gpuwarden",
     ) -> None:
         self.tmp = tmp
         self.config_path = tmp / "agent.yaml"
@@ -53,7 +54,7 @@ class AgentProcess:
         self.stderr_path = tmp / "agent.stderr"
         self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gpuwarden", "agent", "--config", str(self.config_path), *args],
+            [sys.executable, "-m", module, "agent", "--config", str(self.config_path), *args],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,

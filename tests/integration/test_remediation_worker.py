@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from gpuwarden.health import State
 from gpuwarden.remediations.engine import Engine
 from gpuwarden.remediations.request import Request
-from gpuwarden.remediations.settings import SystemdTargetSettings
+from gpuwarden.remediations.settings import StormSettings, SystemdTargetSettings
 from gpuwarden.remediations.targets import ProcessTarget, read_env
 from gpuwarden.remediations.triggers import Alert
 from tests.integration.remediation_support import (
@@ -197,3 +198,67 @@ def test_the_memory_fraction_reaches_a_worker_run_as_a_systemd_unit_through_its_
         assert verbs[0] == "start" and "stop" in verbs and verbs.count("start") == 2
     finally:
         subprocess.run([str(systemctl), "stop", "inference-worker@0.service"], check=False)
+
+
+def test_a_lowered_memory_fraction_steps_back_up_after_a_stable_period(
+    tmp_path: Path, worker: Worker, engines: list[Engine]
+) -> None:
+    playbook = {
+        "enabled": True,
+        "step_up_after_s": 1.0,
+        "triggers": [{"kind": "alert", "alertname": "CudaOOM"}, {"kind": "schedule", "every_s": 0.2}],
+        "rails": fast_rails(max_attempts=10),
+    }
+    cfg = settings(tmp_path, worker, memory_fraction=playbook)
+    engine = start(engines, Engine(cfg), worker)
+    engine.alert(Alert("CudaOOM", "firing", "c0ffee", "2026-12-01T10:01:02Z"))
+    first = wait_for(lambda: outcomes(Path(cfg.audit_log)), what="the step down")[0]
+    assert first["result"] == "succeeded" and worker.memory_fraction() == "0.8"
+
+    up = wait_for(lambda: outcomes(Path(cfg.audit_log))[1:], timeout=30, what="the step up")[0]
+    assert up["result"] == "succeeded", up
+    trigger = next(r for r in engine.audit_records() if r["run"] == up["run"] and r["step"] == "trigger")
+    assert trigger["source"] == "schedule" and "stable for" in trigger["reason"]
+    assert worker.memory_fraction() == "0.9" and worker.infer() == 200
+    time.sleep(1.5)  # several schedule ticks past step_up_after_s
+    assert len(outcomes(Path(cfg.audit_log))) == 2, "at its initial fraction the schedule found no work"
+
+
+def test_storm_mode_stops_every_playbook_after_too_many_disruptive_runs_until_reset(
+    tmp_path: Path, engines: list[Engine]
+) -> None:
+    from tests.integration.remediation_driver import settings as driver_settings
+
+    cfg = driver_settings(tmp_path).model_copy(update={"storm": StormSettings(max_runs=2, window_s=600)})
+    engine = Engine(cfg)
+    engines.append(engine.start())
+
+    def run(reason: str) -> dict[str, object]:
+        request = Request("worker_restart", "manual", "user:oncall", reason)
+        assert engine.submit(request).accepted
+        return wait_for(
+            lambda: [r for r in outcomes(Path(cfg.audit_log)) if r["run"] == request.run_id], what=reason
+        )[0]
+
+    assert run("first")["result"] == "succeeded"
+    assert run("second")["result"] == "succeeded"
+    before = pid(engine)
+    third = run("third")
+    assert (third["result"], third["reason"]) == (
+        "skipped",
+        "storm mode (2 disruptive runs within 600s on this node); `reset '*'` re-arms the engine",
+    )
+    assert pid(engine) == before
+    assert [r["step"] for r in engine.audit_records() if r["playbook"] == "*"] == ["storm"]
+    assert "gpuwarden_remediation_storm 1.0" in exposition(engine)
+    engine.reset("*", actor="user:oncall")
+    assert run("after the reset")["result"] == "succeeded"
+    assert "gpuwarden_remediation_storm 0.0" in exposition(engine)
+
+
+def exposition(engine: Engine) -> str:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry()
+    registry.register(engine)
+    return generate_latest(registry).decode()

@@ -77,6 +77,18 @@ TABLE: list[tuple[str, int, str]] = [
     ("runs --since abc", EX_USAGE, "invalid float value: 'abc'"),
     ("runs --audit-log {dir}", 1, "Is a directory"),
     ("runs --audit-log {dir}/none", 1, "no audit log at"),
+    ("dashboards build", EX_USAGE, "the following arguments are required: --out"),
+    ("dashboards build --out {file}", 1, "cannot write {file}/grafana"),
+    ('rules build --out {dir} --job a"b', EX_CONFIG, "--job: 'a\"b' must be letters"),
+    ("rules build --out {file}", 1, "cannot write {file}/alertmanager"),
+    ("runs --agent http://127.0.0.1:1 --token-file {dir}", EX_CONFIG, "{dir}: not a regular file"),
+    ("remediate worker_restart", EX_USAGE, "the following arguments are required: --reason"),
+    ("remediate worker_restart --reason r --param gpu", EX_CONFIG, "--param gpu: must be KEY=VALUE"),
+    ("remediate worker_restart --reason r --wait x", EX_USAGE, "invalid float value: 'x'"),
+    ("run", EX_USAGE, "the following arguments are required: id"),
+    ("run abc --token-file {dir}/none", EX_CONFIG, "--token-file: {dir}/none: No such file"),
+    ("pause --playbook worker_restart", EX_USAGE, "the following arguments are required: --reason"),
+    ("resume --reason r --config {dup}", EX_CONFIG, "duplicate key"),
 ]
 
 

@@ -15,13 +15,19 @@ from gpuwarden.remediations.section import RemediationSettings
 
 
 def engine(tmp_path: Path) -> Engine:
+    quarantine = tmp_path / "quarantine.json"
+    quarantine.write_text('{"GPU-5c1e": {"gpu": "1", "reason": "XID 79"}}')
     return Engine(
         RemediationSettings.model_validate(
             {
                 "enabled": True,
                 "audit_log": str(tmp_path / "audit.jsonl"),
                 "targets": {"worker": {"kind": "process", "argv": ["true"]}},
-                "playbooks": {"worker_restart": {"enabled": True}},
+                "playbooks": {
+                    "worker_restart": {"enabled": True},
+                    "gpu_quarantine": {"enabled": True, "quarantine_file": str(quarantine)},
+                    "scale_signal": {"enabled": True},
+                },
             }
         )
     )
@@ -43,6 +49,8 @@ def test_emitted_series_are_the_catalog_and_counters_start_from_the_audit_log(tm
     text = generate_latest(registry).decode()
     assert 'gpuwarden_remediation_runs_total{playbook="worker_restart",result="succeeded"} 1.0' in text
     assert 'gpuwarden_remediation_runs_total{playbook="worker_restart",result="interrupted"} 1.0' in text
+    assert 'gpuwarden_remediation_gpu_quarantined{gpu="1",uuid="GPU-5c1e"} 1.0' in text
+    assert 'gpuwarden_scale_signal{direction="up"} 0.0' in text
     assert (
         'gpuwarden_remediation_run_duration_seconds_bucket{le="15.0",playbook="worker_restart"} 1.0' in text
     )

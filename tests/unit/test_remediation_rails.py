@@ -11,7 +11,7 @@ import pytest
 
 from gpuwarden.remediations.rails import ALL, Rails
 from gpuwarden.remediations.request import Request
-from gpuwarden.remediations.settings import RailsSettings
+from gpuwarden.remediations.settings import RailsSettings, StormSettings
 
 T0 = 1_000_000.0
 RAILS = RailsSettings(
@@ -111,3 +111,26 @@ def test_a_pause_refuses_with_its_reason_and_resume_lifts_it(scope: str) -> None
 
 def test_a_pause_of_another_playbook_does_not_stop_this_one() -> None:
     assert decide([rec("pause", T0, "-", reason="x", playbook="memory_fraction")], T0 + 1) == "ok"
+
+
+def test_storm_mode_starts_at_max_runs_disruptive_attempts_of_all_playbooks_and_holds_until_reset() -> None:
+    storm = StormSettings(max_runs=3, window_s=600)
+    rails = Rails(started_at=T0 - 10_000, startup_grace_s=0)
+    runs = [
+        {**rec("attempt", T0 + i, f"r{i}", disruptive=True), "playbook": p, "target": f"gpu{i}"}
+        for i, p in enumerate(["worker_restart", "memory_fraction", "gpu_quarantine"])
+    ]
+    rails.replay(runs[:2])
+    assert rails.storming(storm, T0 + 10) is None, "two runs are not a storm"
+    rails.replay([rec("attempt", T0 + 3, "quiet", disruptive=False)])  # a log rotation does not count
+    assert rails.storming(storm, T0 + 10) is None
+    rails.replay(runs[2:])
+    why = rails.storming(storm, T0 + 10)
+    assert why == "3 disruptive runs within 600s on this node"
+    assert rails.storming(storm, T0 + 700) is None, "the runs left the window before the storm latched"
+    rails.observe({**rec("storm", T0 + 10, "-", reason=why), "playbook": ALL, "target": "-"})
+    request = Request("worker_restart", "manual", "user:a", "test")
+    assert rails.check(request, "worker", RAILS, T0 + 10_000).rail == "storm", "latched: time does not end it"
+    rails.observe({**rec("reset", T0 + 10_001, "-"), "playbook": ALL, "target": "-"})
+    assert rails.check(request, "worker", RAILS, T0 + 10_002).ok
+    assert rails.storming(storm, T0 + 10_002) is None

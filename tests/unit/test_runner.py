@@ -13,9 +13,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
 from gpuwarden.agent.health_store import HealthStore
+from gpuwarden.agent.http import Router
 from gpuwarden.agent.registry import CollectorSettings, Item
 from gpuwarden.agent.runner import Runner
-from gpuwarden.agent.server import HTTPServer
+from gpuwarden.agent.server import HTTPServer, agent_routes
 from gpuwarden.config import TLSSettings
 from gpuwarden.health import HealthResult, State
 
@@ -135,7 +136,8 @@ def test_a_scrape_answers_within_a_second_while_a_collector_hangs(runner: Runner
     runner.set_collectors(
         {"hung": (hung, CollectorSettings(interval=1, timeout=5)), "good": (good, SETTINGS)}
     )
-    server = HTTPServer("127.0.0.1:0", TLSSettings(), runner, runner.health, lambda: True)
+    routes = Router(agent_routes(runner, runner.health, lambda: True))
+    server = HTTPServer("127.0.0.1:0", TLSSettings(), routes)
     server.start()
     try:
         threading.Thread(target=runner.run, args=("hung",), daemon=True).start()

@@ -1,5 +1,7 @@
 """`memory_fraction`: after CUDA out-of-memory, lower the worker's GPU memory fraction one step (0.9 →
-0.8 → ... down to a floor), persist it where the worker reads it, restart, verify.
+0.8 → ... down to a floor), persist it where the worker reads it, restart, verify. With `step_up_after_s`
+and a `schedule` trigger, raise it one step again once the fraction has been left alone that long (the
+worker has served without OOM since: an OOM would have lowered it again and reset the clock).
 
 The fraction is persisted in the target's env file as `env_var` (atomically); the worker's argv or unit
 maps it to its flag: the reference worker's `--memory-fraction ${GPUWARDEN_MEMORY_FRACTION}`, vLLM's
@@ -10,6 +12,8 @@ further step. Runbook: docs/runbooks/memory_fraction.md.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +36,12 @@ class MemoryFractionSettings(PlaybookSettings):
     step: float = Field(0.1, gt=0, lt=1, description="how much one run lowers it")
     floor: float = Field(0.5, gt=0, le=1, description="never below this: at the floor the playbook escalates")
     evidence_lines: int = Field(100, ge=0, description="worker log lines kept as evidence before acting")
+    step_up_after_s: float | None = Field(
+        None,
+        gt=0,
+        description="raise the fraction one step after it stayed unchanged this long (asked by a "
+        "`schedule` trigger); unset: a lowered fraction stays until a person raises it",
+    )
 
     @model_validator(mode="after")
     def _floor(self) -> MemoryFractionSettings:
@@ -55,7 +65,28 @@ class MemoryFraction:
         except ValueError:
             return self.settings.initial
 
+    def stable_for(self) -> float:
+        """Seconds since the fraction was last changed (the env file's modification time)."""
+        env_file = self.ctx.target.env_file
+        if env_file is None or not os.path.exists(env_file):
+            return 0.0
+        return time.time() - os.stat(env_file).st_mtime
+
     def still_needed(self, request: Request) -> Check:
+        if request.source == "schedule":
+            s, now = self.settings, self.current()
+            if s.step_up_after_s is None:
+                return Check(False, "stepping back up is off (no step_up_after_s)")
+            if now >= s.initial - 1e-9:
+                return Check(False, f"memory fraction is at its initial {s.initial:g}")
+            stable = self.stable_for()
+            if stable < s.step_up_after_s:
+                return Check(
+                    False, f"fraction {now:g} set {stable:.0f}s ago (step up after {s.step_up_after_s:g}s)"
+                )
+            if not self.ctx.target.ready(timeout=2.0):
+                return Check(False, f"{self.ctx.target.name} is not ready: not the time to step up")
+            return Check(True, f"fraction {now:g} stable for {stable:.0f}s: step back up")
         if request.source != "exit":
             return Check(True, f"{request.source} request: {request.reason}")
         tail = self.ctx.target.log_tail(self.settings.evidence_lines)
@@ -68,6 +99,13 @@ class MemoryFraction:
         if env_file is None:
             return Plan(refusal=f"target {self.ctx.target.name} has no env_file to persist the fraction in")
         now = self.current()
+        if request.source == "schedule":
+            up = round(min(s.initial, now + s.step), 3)
+            persist = Step(
+                "persist", f"{s.env_var}={up:g} in {env_file} (was {now:g}; stable)",
+                lambda: write_env(env_file, {s.env_var: f"{up:g}"}),
+            )  # fmt: skip
+            return Plan((persist, *restart_steps(self.ctx, f"memory fraction {now:g} → {up:g}")))
         new = round(max(s.floor, now - s.step), 3)
         if now <= s.floor + 1e-9:
             return Plan(refusal=f"memory fraction already at its floor {s.floor:g}: needs a person")

@@ -1,0 +1,421 @@
+"""The HTTP server: one I/O thread and a fixed pool of handler threads, whatever clients do.
+
+Why not `http.server`: it gives every connection a thread (400 idle clients took all of systemd's
+TasksMax=256) and, with TLS, handshakes inside `accept()` on its only serving thread (one client that
+never sends a byte stalls every scrape). cheroot handshakes on its accept thread too, and waitress has no
+TLS; docs/operations.md has the measurements. Here one thread owns every socket, non-blocking, through a
+selector: it accepts, runs each TLS handshake step as bytes arrive, reads request heads and bodies, and
+writes responses. A connection costs a socket and a few hundred bytes, never a thread, so idle, slow and
+half-handshaken clients cannot starve anyone; each has a deadline. Only complete requests reach the
+handler threads (or run inline on the I/O thread when the route says they are quick).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import queue
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from gpuwarden.agent.http import (
+    Headers,
+    HTTPError,
+    Limits,
+    Request,
+    Response,
+    Route,
+    Router,
+    Stats,
+    error_response,
+    parse_head,
+    reason_phrase,
+)
+from gpuwarden.agent.http_conn import CLOSED, HANDLING, HANDSHAKE, IDLE, LINGER, READING, WRITING, Conn
+
+TICK = 0.25  # how often deadlines are checked
+LINGER_S = 2.0  # after refusing a request, drain what the client still sends so it can read our answer
+LINGER_BYTES = 1 << 20  # ... or this much of it
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+Observer = Callable[[str, str, int], None]  # (method, route pattern or "none", status) per response
+
+
+class Server:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        router: Router,
+        limits: Limits,
+        log: logging.Logger,
+        tls: ssl.SSLContext | None = None,
+        stats: Stats | None = None,
+        observe: Observer | None = None,
+    ) -> None:
+        self.router, self.limits, self.log, self.tls = router, limits, log, tls
+        self.stats = stats or Stats()
+        self.stats.max_connections = limits.max_connections
+        self.observe = observe
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._listener.bind((host, port))
+            self._listener.listen(limits.backlog)
+        except OSError:
+            self._listener.close()
+            raise
+        self._listener.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._conns: set[Conn] = set()
+        self._idle: dict[Conn, None] = {}  # evictable connections, oldest first
+        self._jobs: queue.SimpleQueue[tuple[Conn, Route, Request] | None] = queue.SimpleQueue()
+        self._done: deque[tuple[Conn, Route, Request, Response]] = deque()
+        self._stopping = False
+        self._accept_paused_until = 0.0
+        self._io = threading.Thread(target=self._loop, name="http-io", daemon=True)
+        self._workers = [
+            threading.Thread(target=self._work, name=f"http-{i}", daemon=True)
+            for i in range(limits.handler_threads)
+        ]
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._listener.getsockname()[:2]
+        return str(host), int(port)
+
+    def start(self) -> None:
+        self._selector.register(self._listener, selectors.EVENT_READ, None)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, self._wake_r)
+        self._io.start()
+        for worker in self._workers:
+            worker.start()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Close the listener and every connection; a handler still running is abandoned, not awaited."""
+        self._stopping = True
+        self._wake()
+        if self._io.is_alive():
+            self._io.join(timeout)
+        else:
+            self._listener.close()
+        for _ in self._workers:
+            self._jobs.put(None)
+
+    # -- the I/O thread ------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        next_sweep = time.monotonic() + TICK
+        try:
+            while not self._stopping:
+                for key, events in self._selector.select(TICK):
+                    if key.data is None:
+                        self._accept()
+                    elif key.data is self._wake_r:
+                        self._drain_wake()
+                    else:
+                        self._on_ready(key.data, events)
+                self._finish_done()
+                now = time.monotonic()
+                if now >= next_sweep:
+                    self._sweep(now)
+                    next_sweep = now + TICK
+        except Exception:  # a bug here must not leave a silent dead port behind
+            self.log.exception("HTTP server stopped by an internal error")
+        finally:
+            for conn in list(self._conns):
+                self._close(conn)
+            self._selector.close()
+            self._listener.close()
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):  # full (a wake-up is already pending) or closed (stopping)
+            self._wake_w.send(b"x")
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def _accept(self) -> None:
+        if time.monotonic() < self._accept_paused_until:
+            return
+        for _ in range(64):  # a batch per wake-up, so reads and writes are not starved by a SYN flood
+            try:
+                raw, addr = self._listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as err:  # out of descriptors or memory: free one and retry shortly
+                if err.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self.stats.count("connection_limit")
+                    if not self._evict_idle():
+                        self._accept_paused_until = time.monotonic() + 0.1
+                return
+            if len(self._conns) >= self.limits.max_connections and not self._evict_idle():
+                raw.close()
+                self.stats.count("connection_limit")
+                continue
+            raw.setblocking(False)
+            if raw.family != socket.AF_UNIX:
+                # Head and body go out in one write, but a TLS record split would still meet Nagle against
+                # the client's delayed ACK (40 ms per keep-alive scrape).
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
+            now = time.monotonic()
+            if self.tls is not None:
+                sock = self.tls.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+                conn = Conn(sock, peer, HANDSHAKE, now + self.limits.handshake_timeout)
+            else:
+                conn = Conn(raw, peer, IDLE, now + self.limits.idle_timeout)
+            self._conns.add(conn)
+            self._idle[conn] = None
+            self.stats.connections = len(self._conns)
+            self._watch(conn, selectors.EVENT_READ)
+
+    def _evict_idle(self) -> bool:
+        """Close the longest-idle connection to make room: a new client beats one that sends nothing."""
+        for conn in self._idle:
+            self._close(conn, "connection_limit")
+            return True
+        return False
+
+    def _watch(self, conn: Conn, events: int) -> None:
+        if events == conn.events:
+            return
+        if not events:
+            self._selector.unregister(conn.sock)
+        elif not conn.events:
+            self._selector.register(conn.sock, events, conn)
+        else:
+            self._selector.modify(conn.sock, events, conn)
+        conn.events = events
+
+    def _close(self, conn: Conn, reason: str | None = None) -> None:
+        if conn.state == CLOSED:
+            return
+        if reason:
+            self.stats.count(reason)
+        self._watch(conn, 0)
+        conn.state = CLOSED
+        self._conns.discard(conn)
+        self._idle.pop(conn, None)
+        self.stats.connections = len(self._conns)
+        with contextlib.suppress(OSError):
+            conn.sock.close()
+
+    def _sweep(self, now: float) -> None:
+        reasons = {
+            HANDSHAKE: "handshake_timeout",
+            READING: "request_timeout",
+            WRITING: "write_timeout",
+        }
+        for conn in [c for c in self._conns if c.deadline <= now]:
+            self._close(conn, reasons.get(conn.state))  # IDLE and LINGER end quietly
+
+    def _on_ready(self, conn: Conn, events: int) -> None:
+        if conn.state == HANDSHAKE:
+            self._handshake(conn)
+        elif conn.state in (IDLE, READING, LINGER):
+            self._read(conn)
+        elif conn.state == WRITING:
+            self._write(conn)
+
+    def _handshake(self, conn: Conn) -> None:
+        try:
+            conn.sock.do_handshake()  # type: ignore[attr-defined]
+        except ssl.SSLWantReadError:
+            self._watch(conn, selectors.EVENT_READ)
+            return
+        except ssl.SSLWantWriteError:
+            self._watch(conn, selectors.EVENT_WRITE)
+            return
+        except (ssl.SSLError, OSError):
+            self._close(conn, "handshake_failed")
+            return
+        conn.state, conn.deadline = IDLE, time.monotonic() + self.limits.idle_timeout
+        self._watch(conn, selectors.EVENT_READ)
+        self._read(conn)  # the first request may already sit in the TLS buffer
+
+    def _read(self, conn: Conn) -> None:
+        while True:  # one chunk per wake-up, so one fast sender cannot monopolise the I/O thread
+            try:
+                chunk = conn.sock.recv(65536)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break
+            except OSError:  # includes SSLError: a reset or a broken TLS stream
+                self._close(conn, None if conn.state in (IDLE, LINGER) else "reset")
+                return
+            if not chunk:
+                self._close(conn, "reset" if conn.state == READING else None)
+                return
+            if conn.state == LINGER:
+                conn.discarded += len(chunk)
+                if conn.discarded > LINGER_BYTES:
+                    self._close(conn)
+                return
+            conn.buf += chunk
+            # Read on only while a TLS record still holds decrypted bytes the selector cannot see.
+            if not (isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending()):
+                break
+        if conn.state in (IDLE, READING):
+            self._advance(conn)
+
+    def _advance(self, conn: Conn) -> None:
+        """Parse what has arrived; dispatch a request once it is complete."""
+        limits = self.limits
+        if conn.head is None:
+            end = conn.buf.find(b"\r\n\r\n")
+            size = 4
+            if end < 0:
+                end, size = conn.buf.find(b"\n\n"), 2
+            if end < 0:
+                if len(conn.buf) > limits.max_header_bytes:
+                    self._refuse(conn, HTTPError(431, "request head too large", "header_too_large"))
+                elif conn.buf and conn.state == IDLE:
+                    self._idle.pop(conn, None)
+                    conn.state, conn.deadline = READING, time.monotonic() + limits.request_timeout
+                return
+            if end > limits.max_header_bytes:
+                self._refuse(conn, HTTPError(431, "request head too large", "header_too_large"))
+                return
+            if conn.state == IDLE:
+                self._idle.pop(conn, None)
+                conn.state, conn.deadline = READING, time.monotonic() + limits.request_timeout
+            try:
+                head = parse_head(bytes(conn.buf[:end]))
+                route, params = self.router.resolve(head.method, head.path)
+                self.router.check(route, head.headers, head.length)
+                if head.length > limits.max_body_bytes:
+                    raise HTTPError(413, f"body larger than {limits.max_body_bytes} bytes", "body_too_large")
+            except HTTPError as err:
+                self._refuse(conn, err)
+                return
+            del conn.buf[: end + size]
+            conn.head, conn.route, conn.params = head, route, params
+            if head.length > len(conn.buf) and "100-continue" in head.headers.get("expect", "").lower():
+                with contextlib.suppress(OSError):  # the client sends the body after a while anyway
+                    conn.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        head, current = conn.head, conn.route
+        assert head is not None and current is not None
+        if len(conn.buf) < head.length:
+            return
+        body = bytes(conn.buf[: head.length])
+        del conn.buf[: head.length]
+        request = Request(
+            head.method,
+            head.path,
+            head.query,
+            head.headers,
+            body,
+            conn.peer,
+            conn.params,
+            current.path_pattern,
+        )
+        conn.state, conn.deadline = HANDLING, float("inf")
+        self._watch(conn, 0)  # pipelined bytes wait in the kernel until this answer is out
+        if current.inline:
+            self._respond(conn, current, request, self._call(current, request))
+        else:
+            self._jobs.put((conn, current, request))
+
+    def _refuse(self, conn: Conn, err: HTTPError) -> None:
+        """Answer a request the layer will not serve, then close: its body was not read."""
+        self.stats.count(err.reason)
+        method = bytes(conn.buf[: conn.buf.find(b" ")]).decode("latin-1")
+        request = Request(method, "", {}, Headers(), b"", conn.peer)
+        conn.buf.clear()
+        conn.refused = True
+        self._respond(conn, None, request, error_response(err.status, err.message), close=True)
+
+    # -- handlers ------------------------------------------------------------------------------------
+    def _call(self, route: Route, request: Request) -> Response:
+        try:
+            return route.handler(request)
+        except Exception:  # a handler bug: the client gets a JSON 500, the log gets the traceback
+            self.log.exception("handler for %s %s failed", request.method, route.path_pattern)
+            return error_response(500, "internal error")
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            conn, route, request = job
+            self._done.append((conn, route, request, self._call(route, request)))
+            self._wake()
+
+    def _finish_done(self) -> None:
+        while self._done:
+            conn, route, request, response = self._done.popleft()
+            if conn.state == HANDLING:
+                self._respond(conn, route, request, response)
+
+    # -- writing -------------------------------------------------------------------------------------
+    def _respond(
+        self, conn: Conn, route: Route | None, request: Request, response: Response, close: bool = False
+    ) -> None:
+        keep = not close and not self._stopping and conn.head is not None and conn.head.keep_alive
+        body = b"" if request.method == "HEAD" else response.body
+        lines = [
+            f"HTTP/1.1 {response.status} {reason_phrase(response.status)}",
+            f"Content-Type: {response.content_type}",
+            f"Content-Length: {len(response.body)}",
+            *(f"{k}: {v}" for k, v in response.headers.items()),
+        ]
+        if not keep:
+            lines.append("Connection: close")
+        elif conn.head is not None and conn.head.version == "HTTP/1.0":
+            lines.append("Connection: keep-alive")
+        conn.out = memoryview(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        conn.keep_alive, conn.state = keep, WRITING
+        conn.deadline = time.monotonic() + self.limits.write_timeout
+        if self.observe is not None:
+            method = request.method if request.method in KNOWN_METHODS else "other"
+            self.observe(method, route.path_pattern if route else "none", response.status)
+        self._write(conn)
+
+    def _write(self, conn: Conn) -> None:
+        while conn.out:
+            try:
+                sent = conn.sock.send(conn.out)
+            except (BlockingIOError, ssl.SSLWantWriteError):
+                self._watch(conn, selectors.EVENT_WRITE)
+                return
+            except ssl.SSLWantReadError:
+                self._watch(conn, selectors.EVENT_READ)
+                return
+            except OSError:
+                self._close(conn, "reset")
+                return
+            conn.out = conn.out[sent:]
+        if conn.keep_alive:
+            conn.state, conn.deadline = IDLE, time.monotonic() + self.limits.idle_timeout
+            conn.head = conn.route = None
+            self._idle[conn] = None
+            self._watch(conn, selectors.EVENT_READ)
+            if conn.buf:
+                self._advance(conn)  # a pipelined request
+        elif conn.refused:
+            self._linger(conn)
+        else:
+            self._close(conn)
+
+    def _linger(self, conn: Conn) -> None:
+        """Half-close and discard what the client still sends, so it reads our 4xx instead of a reset."""
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(conn)
+            return
+        conn.state, conn.deadline = LINGER, time.monotonic() + LINGER_S
+        conn.buf.clear()
+        self._watch(conn, selectors.EVENT_READ)
