@@ -15,13 +15,11 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 
-import requests
-
 from gpuwarden.agent.registry import CollectorContext, Item, register
 from gpuwarden.catalog import Families
 from gpuwarden.collectors.engine.catalog import CATALOG
 from gpuwarden.collectors.engine.files import ModelFiles
-from gpuwarden.collectors.engine.http_backend import HttpBackend, check_ready
+from gpuwarden.collectors.engine.http_backend import HttpBackend, check_ready, limits
 from gpuwarden.collectors.engine.isolated import IsolatedBackend, in_process
 from gpuwarden.collectors.engine.kernel_latency import (
     KernelLatency,
@@ -62,7 +60,7 @@ class EngineCollector:
         self.consecutive = 0
         self.probes = 0
         self.failures: Counter[str] = Counter()
-        self.ready = requests.Session() if settings.serving_ready_url else None
+        self.ready_limits = limits(settings.probe_timeout, settings.http.max_body_bytes)
         if settings.kernel_latency == "off":
             self.kernel: LaunchTimer | None = None
         else:
@@ -71,8 +69,6 @@ class EngineCollector:
 
     def close(self) -> None:
         self.backend.close()
-        if self.ready is not None:
-            self.ready.close()
         if self.kernel is not None:
             self.kernel.close()
 
@@ -81,8 +77,8 @@ class EngineCollector:
         if self.files is not None and self.files.refresh():
             self.canary = self.files.load_canary() if self.backend.uses_canary else None
             self.backend.reload()
-        if self.ready is not None and self.settings.serving_ready_url:
-            check_ready(self.ready, self.settings.serving_ready_url, self.settings.probe_timeout)
+        if self.settings.serving_ready_url:
+            check_ready(self.settings.serving_ready_url, self.ready_limits)
         outputs = self.backend.run(self.canary)
         if outputs is None:  # the backend judged the answer itself (OpenAI text completion)
             return None

@@ -11,48 +11,56 @@ bad_response.
 
 from __future__ import annotations
 
+import json
 from typing import Any
-
-import requests
 
 from gpuwarden.collectors.engine.probe import Outputs, ProbeFailure
 from gpuwarden.collectors.engine.settings import HttpProbeSettings
+from gpuwarden.httpread import Limits, ReadError, Reply
+from gpuwarden.httpread import request as bounded_request
 from gpuwarden.worker.manifest import Canary
 
+# ReadError kinds → probe failure kinds. A body past the cap or broken HTTP is an answer of the wrong
+# shape; a redirect elsewhere means the URL does not point at the engine.
+_KINDS = {"timeout": "timeout", "unreachable": "unreachable", "redirect": "bad_response"}
 
-def _excerpt(response: requests.Response) -> str:
+
+def _excerpt(reply: Reply) -> str:
     try:
-        body = response.json()
+        body = reply.json()
         text = str(body.get("error") or body.get("message") or body) if isinstance(body, dict) else str(body)
     except ValueError:
-        text = response.text
+        text = reply.text
     return text.strip().replace("\n", " ")[:160]
 
 
-def request(session: requests.Session, method: str, url: str, timeout: float, **kw: Any) -> requests.Response:
-    """One HTTP call with its failures turned into ProbeFailure reasons."""
+def request(
+    method: str, url: str, limits: Limits, *, payload: Any = None, headers: dict[str, str] | None = None
+) -> Reply:
+    """One bounded HTTP call with its failures turned into ProbeFailure reasons."""
+    body = None if payload is None else json.dumps(payload).encode()
+    sent = dict(headers or {})
+    if body is not None:
+        sent["Content-Type"] = "application/json"
     try:
-        return session.request(method, url, timeout=timeout, **kw)
-    except requests.Timeout:  # before ConnectionError: ConnectTimeout is both
-        raise ProbeFailure("timeout", f"{method} {url} gave no answer within {timeout:g} s") from None
-    except requests.ConnectionError as err:
-        raise ProbeFailure("unreachable", f"{method} {url}: cannot connect ({_cause(err)})") from None
-    except requests.RequestException as err:
-        raise ProbeFailure("unreachable", f"{method} {url}: {err}") from None
+        return bounded_request(method, url, limits, headers=sent, body=body)
+    except ReadError as err:
+        kind = _KINDS.get(err.kind, "bad_response")
+        if kind == "unreachable":
+            raise ProbeFailure(kind, f"{method} {url}: cannot connect ({err.detail})") from None
+        if kind == "timeout":
+            raise ProbeFailure(kind, f"{method} {url} gave no answer within {limits.deadline:g} s") from None
+        raise ProbeFailure(kind, f"{method} {url}: {err.detail}") from None
 
 
-def _cause(err: Exception) -> str:
-    text = str(err)
-    for known in ("Connection refused", "Connection reset", "Name or service not known", "No route to host"):
-        if known in text:
-            return known
-    return text[:120]
+def limits(timeout: float, max_body_bytes: int) -> Limits:
+    return Limits(timeout, max_body_bytes, deadline_key="probe_timeout", max_body_key="http.max_body_bytes")
 
 
-def check_ready(session: requests.Session, url: str, timeout: float) -> None:
-    response = request(session, "GET", url, timeout)
-    if response.status_code != 200:
-        raise ProbeFailure("not_ready", f"GET {url} answered {response.status_code}: {_excerpt(response)}")
+def check_ready(url: str, limits: Limits) -> None:
+    reply = request("GET", url, limits)
+    if reply.status != 200:
+        raise ProbeFailure("not_ready", f"GET {url} answered {reply.status}: {_excerpt(reply)}")
 
 
 class HttpBackend:
@@ -62,9 +70,9 @@ class HttpBackend:
         self.settings = settings
         self.timeout = timeout
         self.base = settings.url.rstrip("/")
+        self.limits = limits(timeout, settings.max_body_bytes)
         self.uses_canary = settings.protocol == "kserve"
         self.files: list[str] = []
-        self.session = requests.Session()
         self._headers: dict[str, str] | None = None
 
     def reload(self) -> None:
@@ -93,18 +101,16 @@ class HttpBackend:
 
     def _kserve(self, canary: Canary) -> Outputs:
         if self.settings.check_ready:
-            check_ready(self.session, f"{self.base}/v2/health/ready", self.timeout)
+            check_ready(f"{self.base}/v2/health/ready", self.limits)
         url = f"{self.base}/v2/models/{self.settings.model}/infer"
         body = {
             "id": "gpuwarden-canary",
             "inputs": [t.to_json() for t in canary.inputs],
             "outputs": [{"name": t.name} for t in canary.outputs],
         }
-        response = request(self.session, "POST", url, self.timeout, json=body, headers=self.headers())
-        if response.status_code != 200:
-            raise ProbeFailure(
-                "http_error", f"POST {url} answered {response.status_code}: {_excerpt(response)}"
-            )
+        response = request("POST", url, self.limits, payload=body, headers=self.headers())
+        if response.status != 200:
+            raise ProbeFailure("http_error", f"POST {url} answered {response.status}: {_excerpt(response)}")
         try:
             outputs = response.json()["outputs"]
             return {str(o["name"]): [float(v) for v in _flatten(o["data"])] for o in outputs}
@@ -117,11 +123,9 @@ class HttpBackend:
         s = self.settings
         if s.check_ready:
             url = f"{self.base}/v1/models"
-            response = request(self.session, "GET", url, self.timeout, headers=self.headers())
-            if response.status_code != 200:
-                raise ProbeFailure(
-                    "not_ready", f"GET {url} answered {response.status_code}: {_excerpt(response)}"
-                )
+            response = request("GET", url, self.limits, headers=self.headers())
+            if response.status != 200:
+                raise ProbeFailure("not_ready", f"GET {url} answered {response.status}: {_excerpt(response)}")
             try:
                 served = [str(m["id"]) for m in response.json()["data"]]
             except (ValueError, KeyError, TypeError) as err:
@@ -132,11 +136,9 @@ class HttpBackend:
                 )
         url = f"{self.base}/v1/completions"
         body = {"model": s.model, "prompt": s.prompt, "max_tokens": s.max_tokens, "temperature": 0}
-        response = request(self.session, "POST", url, self.timeout, json=body, headers=self.headers())
-        if response.status_code != 200:
-            raise ProbeFailure(
-                "http_error", f"POST {url} answered {response.status_code}: {_excerpt(response)}"
-            )
+        response = request("POST", url, self.limits, payload=body, headers=self.headers())
+        if response.status != 200:
+            raise ProbeFailure("http_error", f"POST {url} answered {response.status}: {_excerpt(response)}")
         try:
             text = str(response.json()["choices"][0]["text"])
         except (ValueError, KeyError, TypeError, IndexError) as err:
@@ -148,7 +150,7 @@ class HttpBackend:
         return self.settings.protocol, ""
 
     def close(self) -> None:
-        self.session.close()
+        pass  # every call opens and closes its own connection
 
 
 def _flatten(data: Any) -> list[Any]:

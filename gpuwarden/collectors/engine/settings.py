@@ -29,6 +29,11 @@ class HttpProbeSettings(StrictModel):
     expect: str = Field("gpuwarden canary", description="openai: text the completion must contain")
     max_tokens: int = Field(16, ge=1, le=4096, description="openai: max_tokens of the canary completion")
     bearer_token_file: str | None = Field(None, description="file holding an API key sent as a bearer token")
+    # A canary's answer is a few KB; a larger body is not the engine's answer, and reading it whole
+    # would grow the agent by its size.
+    max_body_bytes: int = Field(
+        1 << 20, ge=1024, description="largest answer accepted from the endpoint, after decompression (bytes)"
+    )
 
 
 class OnnxProbeSettings(StrictModel):
@@ -85,7 +90,10 @@ class EngineSettings(CollectorSettings):
     )
     verify_checksums: bool = Field(True, description="check model files against SHA256SUMS before loading")
     probe_timeout: float = Field(
-        5.0, gt=0, description="seconds one HTTP call of the probe may take (canary request, readiness check)"
+        5.0,
+        gt=0,
+        description="seconds one HTTP call of the probe may take in all, connect to last byte (canary "
+        "request, readiness check)",
     )
     failure_threshold: int = Field(
         3, ge=1, description="consecutive failed probes before health turns UNHEALTHY (DEGRADED before)"

@@ -11,17 +11,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-import requests
-
 from gpuwarden.agent.registry import CollectorContext, Item, register
 from gpuwarden.catalog import Families
 from gpuwarden.collectors.inference.catalog import CATALOG
-from gpuwarden.collectors.inference.exposition import Exposition, ScrapeError, fetch, wanted_names
+from gpuwarden.collectors.inference.exposition import (
+    Exposition,
+    ScrapeError,
+    fetch,
+    require_any,
+    sample_lines,
+    wanted_names,
+)
 from gpuwarden.collectors.inference.profiles import DEFAULT_URLS, resolve
 from gpuwarden.collectors.inference.settings import InferenceSettings, Mapping, Selector
 from gpuwarden.collectors.inference.signals import Figures, derive, observe
 from gpuwarden.collectors.inference.window import Window
 from gpuwarden.health import Action, HealthResult, State
+from gpuwarden.httpread import Limits
 
 _REQUEST_SIGNALS = ("requests", "success", "errors")
 
@@ -40,19 +46,32 @@ class InferenceCollector:
         selectors = [getattr(self.mapping, name) for name in Mapping.model_fields]
         self._names = wanted_names(s for s in selectors if isinstance(s, Selector))
         self._clock = clock
-        self._session = requests.Session()
+        self._limits = Limits(
+            settings.scrape_timeout,
+            settings.max_body_bytes,
+            settings.follow_redirects_to_other_hosts,
+            deadline_key="scrape_timeout",
+        )
         self._window = Window(settings.window)
         self._failures = 0
         self._resets = 0
 
     def close(self) -> None:
-        self._session.close()
+        pass  # every scrape opens and closes its own connection
 
     def collect(self) -> Iterator[Item]:
         fams = Families(CATALOG)
         start = self._clock()
         try:
-            text = fetch(self._session, self.url, self.settings.scrape_timeout)
+            text = fetch(self.url, self._limits)
+            require_any(text, self._names, self.url)
+            # Counted before parsing (one cheap pass more): a parsed series costs ~15 times its line.
+            series = len(sample_lines(text, self._names)[0])
+            if series > self.settings.max_series:
+                raise ScrapeError(
+                    f"{self.url} holds {series} series of the mapped metrics, more than max_series "
+                    f"({self.settings.max_series})"
+                )
             exp = Exposition.parse(text, self._names)
         except ScrapeError as err:
             self._failures += 1

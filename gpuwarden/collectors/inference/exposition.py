@@ -16,10 +16,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from gpuwarden.collectors.inference.settings import Selector
+from gpuwarden.httpread import Limits, ReadError, request
 
 LabelKey = tuple[tuple[str, str], ...]
 Series = dict[LabelKey, float]
@@ -33,29 +33,45 @@ class ScrapeError(Exception):
     """The target could not be read or parsed; the message is the reason shown in health."""
 
 
-def fetch(session: requests.Session, url: str, timeout: float) -> str:
+def fetch(url: str, limits: Limits) -> str:
+    """The page at `url`, read within `limits` (total deadline, body cap, same-host redirects)."""
     # Ask for the classic text format: OpenMetrics would add `_created` series and `# EOF` to parse.
     headers = {"Accept": "text/plain;version=0.0.4;q=1,*/*;q=0.1"}
     try:
-        response = session.get(url, timeout=timeout, headers=headers)
-    except requests.Timeout:
-        raise ScrapeError(f"scrape of {url} timed out after {timeout:g}s") from None
-    except requests.ConnectionError as err:
-        raise ScrapeError(f"cannot connect to {url}: {_root_cause(err)}") from None
-    except requests.RequestException as err:
-        raise ScrapeError(f"scrape of {url} failed: {err}") from None
-    if response.status_code != 200:
-        raise ScrapeError(f"scrape of {url} returned HTTP {response.status_code}")
-    # The text format is UTF-8 by specification; requests would assume ISO-8859-1 for a bare text/plain.
-    return response.content.decode("utf-8", errors="replace")
+        reply = request("GET", url, limits, headers=headers)
+    except ReadError as err:
+        if err.kind == "unreachable":
+            raise ScrapeError(f"cannot connect to {err.url}: {err.detail}") from None
+        raise ScrapeError(f"scrape of {err.url} failed: {err.detail}") from None
+    if reply.status != 200:
+        raise ScrapeError(f"scrape of {url} returned HTTP {reply.status}")
+    # A login page, a proxy's error page or a JSON API on the wrong port is not an exposition, even
+    # when the text parser would find nothing wrong with it (it skips what it does not recognise).
+    if reply.content_type in NOT_EXPOSITION:
+        raise ScrapeError(
+            f"scrape of {reply.url} answered {reply.content_type}, not the Prometheus text format"
+        )
+    # The text format is UTF-8 by specification.
+    return reply.text
 
 
-def _root_cause(err: BaseException) -> str:
-    """'Connection refused' rather than urllib3's three nested wrappers."""
-    while err.__cause__ is not None or err.__context__ is not None:
-        err = err.__cause__ or err.__context__  # type: ignore[assignment]
-    text = str(err)
-    return text.split("] ", 1)[-1] if text.startswith("[Errno") else text
+# Content types that a metrics endpoint never serves.
+NOT_EXPOSITION = frozenset(
+    {"text/html", "application/xhtml+xml", "application/json", "text/xml", "application/xml"}
+)
+
+
+def require_any(text: str, names: set[str], url: str) -> None:
+    """Fail when the page names none of the mapped metrics: it is not the server the profile describes.
+
+    A substring test on the raw page, so that a family that has no series yet (a counter before its
+    first request) still counts as present.
+    """
+    if not any(name in text for name in names):
+        listed = ", ".join(sorted(names)[:4]) + (", ..." if len(names) > 4 else "")
+        raise ScrapeError(
+            f"{url} exposes none of the mapped metrics ({listed}); is it the server's metrics URL?"
+        )
 
 
 def wanted_names(selectors: Iterable[Selector]) -> set[str]:

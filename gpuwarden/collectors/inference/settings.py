@@ -125,7 +125,23 @@ class InferenceSettings(CollectorSettings):
         validate_default=True,
         description="sliding window in seconds over which rates, ratios and quantiles are taken",
     )
-    scrape_timeout: float = Field(5.0, gt=0, description="HTTP timeout of one scrape, in seconds")
+    scrape_timeout: float = Field(
+        5.0, gt=0, description="seconds one scrape may take in all: connect, headers and the whole body"
+    )
+    # vLLM's page is about 100 KB and a Triton serving a hundred models a few MB; a page past the cap is
+    # not a metrics page (or is an attack), and reading it would grow the agent by its size.
+    max_body_bytes: int = Field(
+        8 << 20, ge=1024, description="largest scrape body accepted, after decompression (bytes)"
+    )
+    max_series: int = Field(
+        20_000,
+        ge=1,
+        description="most series of the mapped metrics one scrape may hold; more fails the scrape (the "
+        "window keeps every scrape's series)",
+    )
+    follow_redirects_to_other_hosts: bool = Field(
+        False, description="follow a redirect of `url` to another scheme, host or port (same host: always)"
+    )
     # 5 % of requests failing is past most inference SLOs (99.9 % or 99 % availability) by far; a lower
     # threshold pages on noise from client disconnects.
     error_ratio_threshold: float = Field(

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = configmod.load(args.config)  # a ConfigError (bad file or flag) becomes exit 78 in cli.main
     voters, observers = _ensemble(args, cfg)
     zk = cfg.collector_settings("zookeeper")
-    verdict, status = check(voters, observers, args.timeout or zk.probe_timeout)
+    verdict, status = check(voters, observers, args.timeout or zk.probe_timeout, zk.max_reply_bytes)
     if args.json:
         print(
             json.dumps(

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from gpuwarden.agent.registry import CollectorContext, Item, register
 from gpuwarden.catalog import Families, MetricSpec
 from gpuwarden.collectors.zookeeper.parse import SERVING_MODES, Mode, ServerStatus
-from gpuwarden.collectors.zookeeper.probe import probe_all
+from gpuwarden.collectors.zookeeper.probe import MAX_REPLY_BYTES, probe_all
 from gpuwarden.collectors.zookeeper.settings import ZookeeperSettings
 from gpuwarden.collectors.zookeeper.verdict import EnsembleVerdict, Verdict, describe, judge
 from gpuwarden.health import Action, HealthResult, State
@@ -99,13 +99,13 @@ HEALTH = {
 
 
 def check(
-    voters: list[str], observers: list[str], timeout: float
+    voters: list[str], observers: list[str], timeout: float, max_reply_bytes: int = MAX_REPLY_BYTES
 ) -> tuple[EnsembleVerdict, dict[str, ServerStatus]]:
     """Probe and judge. A SPLIT is re-probed once: two leaders are normally a transient of an election."""
-    status = probe_all([*voters, *observers], timeout)
+    status = probe_all([*voters, *observers], timeout, max_reply_bytes)
     verdict = judge(voters, observers, status)
     if verdict.verdict is Verdict.SPLIT:
-        status = probe_all([*voters, *observers], timeout)
+        status = probe_all([*voters, *observers], timeout, max_reply_bytes)
         verdict = judge(voters, observers, status)
     return verdict, status
 
@@ -172,5 +172,6 @@ class ZookeeperCollector:
         pass  # every probe opens and closes its own sockets
 
     def collect(self) -> Iterator[Item]:
-        verdict, status = check(self.voters, self.observers, self.settings.probe_timeout)
+        s = self.settings
+        verdict, status = check(self.voters, self.observers, s.probe_timeout, s.max_reply_bytes)
         yield from export(self.settings.ensemble, verdict, status)

@@ -10,6 +10,7 @@ under tests/fixtures/zookeeper/ and of 3.4-3.9 servers in their documentation an
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -30,9 +31,27 @@ class Mode(StrEnum):
     WHITELIST_BLOCKED = "whitelist_blocked"
     UNREACHABLE = "unreachable"
     TIMEOUT = "timeout"
+    # Not what the 4lw documents: a field the checker reads is not a number, or the reply is too long.
+    BAD_REPLY = "bad_reply"
 
 
 SERVING_MODES = frozenset({Mode.LEADER, Mode.FOLLOWER, Mode.OBSERVER, Mode.STANDALONE})
+
+# mntr fields the checker judges or exports: `NaN` or `inf` in one of them is a broken (or hostile)
+# server, never a value to compare or to export.
+NUMERIC_FIELDS = (
+    "zk_synced_followers",
+    "zk_learners",
+    "zk_followers",
+    "zk_pending_syncs",
+    "zk_avg_latency",
+    "zk_max_latency",
+    "zk_min_latency",
+    "zk_outstanding_requests",
+    "zk_znode_count",
+    "zk_watch_count",
+    "zk_num_alive_connections",
+)
 
 
 @dataclass(frozen=True)
@@ -68,7 +87,7 @@ class ServerStatus:
 
 
 def parse_mntr(text: str) -> tuple[dict[str, float], dict[str, str]]:
-    """`mntr` (tab-separated `zk_key value` lines) → (numeric fields, string fields)."""
+    """`mntr` (tab-separated `zk_key value` lines) → (finite numeric fields, other fields)."""
     numbers: dict[str, float] = {}
     strings: dict[str, str] = {}
     for line in text.splitlines():
@@ -77,8 +96,12 @@ def parse_mntr(text: str) -> tuple[dict[str, float], dict[str, str]]:
             continue
         value = value.strip()
         try:
-            numbers[key] = float(value)
+            number = float(value)
         except ValueError:
+            number = math.nan
+        if math.isfinite(number):
+            numbers[key] = number
+        else:
             strings[key] = value
     return numbers, strings
 
@@ -144,6 +167,11 @@ def classify(address: str, ruok: Reply, srvr: Reply, mntr: Reply, isro: Reply) -
             )
         return ServerStatus(address, mode, _srvr_latency(fields), ruok=alive, mntr_refused=True)
     numbers, strings = parse_mntr(mntr.text)
+    broken = [key for key in NUMERIC_FIELDS if key in strings]
+    if broken:
+        value = strings[broken[0]][:20]
+        detail = f"mntr {broken[0]} is {value!r}, not a number"
+        return ServerStatus(address, Mode.BAD_REPLY, ruok=alive, detail=detail)
     if not numbers and fields:
         numbers = _srvr_latency(fields)
     mode = mode_word(strings.get("zk_server_state", "")) or mode_word(fields.get("Mode", ""))

@@ -24,7 +24,13 @@ class ZookeeperSettings(CollectorSettings):
     )
     observers: list[Address] = Field(default_factory=list, description="observers (non-voting) as host:port")
     probe_timeout: float = Field(
-        1.0, gt=0, description="seconds allowed for each four-letter-word exchange with one server"
+        1.0, gt=0, description="seconds allowed for each four-letter-word exchange with one server, in all"
+    )
+    # A 3.8 `mntr` is about 17 KB; a reply far longer is not a four-letter-word answer.
+    max_reply_bytes: int = Field(
+        1 << 20,
+        ge=64 << 10,
+        description="longest four-letter-word reply accepted; a longer one is a bad reply (bytes)",
     )
 
     def problems(self, config: AgentConfig) -> list[str]:

@@ -24,7 +24,7 @@ class Verdict(StrEnum):
     DEGRADED = "DEGRADED"  # quorum held, a member missing or unsynced
     NO_QUORUM = "NO_QUORUM"
     SPLIT = "SPLIT"  # more than one server claims to lead
-    UNKNOWN = "UNKNOWN"  # the 4lw whitelist hides what we need: a config error, not a zero
+    UNKNOWN = "UNKNOWN"  # the 4lw whitelist hides what we need, or a server answers nonsense: not a zero
 
 
 # `gpuwarden zookeeper check` exit codes: 0 OK, 1 DEGRADED, 2 NO_QUORUM/SPLIT, 3 UNKNOWN.
@@ -68,6 +68,14 @@ def judge(
             Verdict.UNKNOWN,
             tuple(f"{a}: {status[a].detail or 'whitelist blocks the probe'}" for a in blocked)
             + ("add `4lw.commands.whitelist=srvr, mntr, ruok, isro` to zoo.cfg (configuration error)",),
+            n,
+        )
+    broken = [a for a in every if status[a].mode is Mode.BAD_REPLY]
+    if broken:
+        # What such a server says about the quorum cannot be believed, so nothing can be concluded.
+        return EnsembleVerdict(
+            Verdict.UNKNOWN,
+            tuple(f"{a}: answers that are not ZooKeeper's ({status[a].detail})" for a in broken),
             n,
         )
     leaders = [a for a in every if status[a].mode is Mode.LEADER]

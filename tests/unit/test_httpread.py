@@ -1,0 +1,83 @@
+"""Bounded HTTP reads against a real local server that misbehaves: every limit fails with its reason."""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from gpuwarden.httpread import Limits, ReadError, request
+from tests.hostile_target import GOOD, HostileTarget
+
+LIMITS = Limits(deadline=2.0, max_body_bytes=4 << 20, deadline_key="scrape_timeout")
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[HostileTarget]:
+    t = HostileTarget()
+    yield t
+    t.close()
+
+
+def failure(url: str, limits: Limits = LIMITS) -> ReadError:
+    with pytest.raises(ReadError) as info:
+        request("GET", url, limits)
+    return info.value
+
+
+def test_a_good_page_is_read_whole(target: HostileTarget) -> None:
+    reply = request("GET", target.url("good"), LIMITS)
+    assert (reply.status, reply.body) == (200, GOOD)
+
+
+@pytest.mark.parametrize("path", ["endless", "gzip-bomb", "big"])
+def test_a_body_past_the_cap_fails_at_the_cap_and_names_the_setting(target: HostileTarget, path: str) -> None:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    err = failure(target.url(path))
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert err.kind == "too_large"
+    assert f"larger than {4 << 20} bytes (max_body_bytes)" in str(err)
+    # The cap is 4 MB; the peak may hold the page once more while it is joined, never the whole stream.
+    assert grown_mb < 20, f"peak RSS grew by {grown_mb:.0f} MB"
+
+
+@pytest.mark.parametrize("path", ["trickle", "slow-headers"])
+def test_a_trickle_fails_at_the_total_deadline_not_per_read(target: HostileTarget, path: str) -> None:
+    start = time.monotonic()
+    err = failure(
+        target.url(path), Limits(deadline=1.0, max_body_bytes=1 << 20, deadline_key="scrape_timeout")
+    )
+    elapsed = time.monotonic() - start
+    assert err.kind == "timeout" and "within 1s (scrape_timeout)" in str(err)
+    assert elapsed < 5  # a bound, not a timing: per-read timeouts alone never end
+
+
+def test_a_redirect_to_another_host_is_not_followed_unless_allowed(target: HostileTarget) -> None:
+    err = failure(target.url("redirect-other"))
+    assert err.kind == "redirect" and f"another host (http://localhost:{target.port}/good)" in str(err)
+    allowed = Limits(deadline=2.0, max_body_bytes=1 << 20, other_hosts=True)
+    assert request("GET", target.url("redirect-other"), allowed).body == GOOD
+
+
+def test_a_redirect_on_the_same_host_is_followed(target: HostileTarget) -> None:
+    reply = request("GET", target.url("redirect-same"), LIMITS)
+    assert reply.body == GOOD and reply.url == target.url("good")
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"), [("not-gzip", "not a valid HTTP answer"), ("cut-gzip", "ends before")]
+)
+def test_a_broken_compressed_body_is_a_bad_response(target: HostileTarget, path: str, reason: str) -> None:
+    err = failure(target.url(path))
+    assert err.kind == "bad_response" and reason in str(err)
+
+
+def test_a_compressed_body_of_two_gzip_members_is_read_whole(target: HostileTarget) -> None:
+    assert request("GET", target.url("two-members"), LIMITS).body == GOOD + GOOD
+
+
+def test_a_closed_port_is_unreachable() -> None:
+    err = failure("http://127.0.0.1:9/metrics")
+    assert err.kind == "unreachable" and "Connection refused" in str(err)
