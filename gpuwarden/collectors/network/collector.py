@@ -127,7 +127,7 @@ class NetworkCollector:
         now = {m.interface for m in malformed}
         for m in malformed:
             if m.interface not in self.malformed:
-                self.log.warning("/proc/net/dev %s; that line is skipped until it parses again", m)
+                self.log.warning("skipping /proc/net/dev %s (until it parses again)", m)
         self.malformed = now
 
     def _infiniband(self, fams: Families, seconds: float | None) -> Iterator[HealthResult]:
