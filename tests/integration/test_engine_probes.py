@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -212,6 +213,19 @@ def test_agent_serves_the_engine_probe_series_and_health(worker: WorkerProcess, 
         agent.stop()
 
 
+def wait_until_exited(pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not exit")
+
+
 @pytest.mark.parametrize("kind", ["onnxruntime", TORCH])
 def test_a_crash_of_the_isolated_probe_process_is_a_failed_probe_not_a_dead_agent(
     worker: WorkerProcess, kind: str
@@ -220,7 +234,9 @@ def test_a_crash_of_the_isolated_probe_process_is_a_failed_probe_not_a_dead_agen
     assert probe(collector)[1].state == State.HEALTHY
     backend = collector.backend
     assert isinstance(backend, IsolatedBackend) and backend.pid is not None
-    os.kill(backend.pid, signal.SIGSEGV)  # what a TensorRT or CUDA abort on a bad plan looks like
+    pid = backend.pid
+    os.kill(pid, signal.SIGSEGV)  # what a TensorRT or CUDA abort on a bad plan looks like
+    wait_until_exited(pid)  # died between two probes: still a failed probe, not a silent restart
     samples, health = probe(collector)
     assert health.state == State.DEGRADED and "probe process died (killed by SIGSEGV)" in health.reason
     assert failures(samples, kind, "runtime_error") == 1

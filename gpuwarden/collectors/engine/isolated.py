@@ -69,7 +69,15 @@ class IsolatedBackend:
         return self._proc.pid if self._proc is not None and self._proc.is_alive() else None
 
     def _start(self) -> Connection:
-        if self._conn is None or self._proc is None or not self._proc.is_alive():
+        if self._proc is not None and not self._proc.is_alive():
+            # It died between two probes (killed, or a crash in work left running after it answered):
+            # a failed probe like a death during one, never papered over by a silent restart. The next
+            # probe starts a fresh process.
+            code = self._stop()
+            raise ProbeFailure(
+                "runtime_error", f"the {self.kind} probe process died ({_exit(code)}) since the last probe"
+            )
+        if self._conn is None or self._proc is None:
             self.close()
             ctx = multiprocessing.get_context("spawn")
             parent, child = ctx.Pipe()
@@ -120,7 +128,7 @@ class IsolatedBackend:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        if proc is None:
+        if proc is None or proc.pid is None:  # never started (spawn itself failed)
             return None
         if proc.is_alive():
             proc.kill()
