@@ -31,6 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gpuwarden import modelfiles  # noqa: E402
 from gpuwarden.agent.registry import CollectorContext  # noqa: E402
 from gpuwarden.collectors.engine.collector import EngineCollector  # noqa: E402
 from gpuwarden.collectors.engine.settings import EngineSettings  # noqa: E402
@@ -38,7 +39,7 @@ from gpuwarden.collectors.engine.torch_backend import TorchBackend, forward  # n
 from gpuwarden.config import AgentConfig  # noqa: E402
 from gpuwarden.health import HealthResult  # noqa: E402
 from gpuwarden.paths import Paths  # noqa: E402
-from gpuwarden.worker import manifest, model  # noqa: E402
+from gpuwarden.worker import model  # noqa: E402
 
 LINES: list[str] = []
 
@@ -135,7 +136,7 @@ def contenders(model_dir: str, probes: int) -> None:
     }
     say(f"GPU memory with the isolated probe process loaded: {gpu_memory_of(isolated.backend.pid)}")  # type: ignore[attr-defined]
     backend = TorchBackend(EngineSettings.model_validate({"torch": {"device": DEVICE}}).torch, model_dir)
-    canary = manifest.load_canary(os.path.join(model_dir, manifest.CANARY))
+    canary = modelfiles.load_canary(os.path.join(model_dir, modelfiles.CANARY))
     backend.run(canary)
     x = torch.tensor(canary.inputs[0].data).reshape(canary.inputs[0].shape)
 
@@ -179,7 +180,7 @@ def contenders(model_dir: str, probes: int) -> None:
     answer(backend, canary)
 
 
-def answer(backend: TorchBackend, canary: manifest.Canary) -> None:
+def answer(backend: TorchBackend, canary: modelfiles.Canary) -> None:
     import torch
 
     got = backend.run(canary)[canary.outputs[0].name]
@@ -216,13 +217,13 @@ def failures(tmp: Path) -> None:
     d = fresh("wrong")
     model.generate(str(tmp / "other"), seed=model.DEFAULT_SEED + 1)
     os.replace(tmp / "other" / model.TORCH_FILE, os.path.join(d, model.TORCH_FILE))
-    manifest.write_manifest(d, [model.MODEL_FILE, model.TORCH_FILE, manifest.CANARY])
+    modelfiles.write_manifest(d, [model.MODEL_FILE, model.TORCH_FILE, modelfiles.CANARY])
     say(f"other weights, checksums re-signed (a bad model push): {verdict(collector(d))}")
     d = fresh("arch")
     from safetensors.numpy import save_file
 
     save_file(model.weights(model.DEFAULT_SEED), os.path.join(d, model.TORCH_FILE))
-    manifest.write_manifest(d, [model.MODEL_FILE, model.TORCH_FILE, manifest.CANARY])
+    modelfiles.write_manifest(d, [model.MODEL_FILE, model.TORCH_FILE, modelfiles.CANARY])
     say(f"safetensors without the architecture tag: {verdict(collector(d))}")
     c = collector(fresh("killed"))
     list(c.collect())

@@ -109,10 +109,11 @@ import sys, logging
 from gpuwarden import cli, config
 cli.build_parser()
 from gpuwarden.agent import daemon, registry
+from gpuwarden.agent.context import build_collector
 cfg = config.load(sys.argv[1] if len(sys.argv) > 1 else None)
 for name in sorted(registry.REGISTRY):
     if cfg.collector_settings(name).enabled:
-        registry.build(name, cfg, logging.getLogger("bench")).close()
+        build_collector(name, cfg, logging.getLogger("bench")).close()
 """
 
 

@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gpuwarden.agent.registry import CollectorContext  # noqa: E402
 from gpuwarden.collectors.gpu import GpuCollector, GpuSettings  # noqa: E402
-from gpuwarden.config import AgentConfig  # noqa: E402
 from gpuwarden.paths import Paths  # noqa: E402
 
 SMI_FIELDS = (
@@ -38,7 +37,7 @@ MIB = 1024 * 1024
 
 
 def collector(slow_interval: float = 60.0) -> GpuCollector:
-    ctx = CollectorContext(Paths(), logging.getLogger("bench"), AgentConfig())
+    ctx = CollectorContext(Paths(), logging.getLogger("bench"))
     return GpuCollector(GpuSettings(slow_interval=slow_interval, nvml_events=False), ctx)
 
 
@@ -230,7 +229,7 @@ def replay_table(cycles: int, real_ms: float | None) -> None:
     for state in ("idle", "busy"):
         for count in (1, 2, 4, 8):
             name = f"h200-{state}.json" if count == 1 else f"h200x{count}-{state}.json"
-            ctx = CollectorContext(Paths(), logging.getLogger("bench"), AgentConfig())
+            ctx = CollectorContext(Paths(), logging.getLogger("bench"))
             settings = GpuSettings(
                 backend="replay", replay_file=str(NVML_FIXTURES / name), nvml_events=False, kmsg=False
             )
@@ -304,7 +303,7 @@ def main() -> int:
     c2.close()
 
     print("\n## 4. XID event thread")
-    ctx = CollectorContext(Paths(), logging.getLogger("bench"), AgentConfig())
+    ctx = CollectorContext(Paths(), logging.getLogger("bench"))
     watched = GpuCollector(GpuSettings(), ctx)
     list(watched.collect())
     time.sleep(3.5)

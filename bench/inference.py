@@ -148,9 +148,7 @@ def main() -> None:
     body = eight_engines(CAPTURE.read_text())
     server, url = serve(body)
     settings = InferenceSettings.model_validate({"enabled": True, "url": url})
-    ctx = CollectorContext(
-        paths=AgentConfig().paths.paths(), log=logging.getLogger("bench"), config=AgentConfig()
-    )
+    ctx = CollectorContext(paths=AgentConfig().paths.paths(), log=logging.getLogger("bench"))
     # Collections follow each other back to back here, but the window must hold what it holds in
     # production: 60 s of scrapes at the default 15 s interval. A clock that steps 15 s per call does it.
     ours = InferenceCollector(settings, ctx, clock=Steps(7.5))  # read at the start and the end

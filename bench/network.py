@@ -71,7 +71,7 @@ def main() -> None:
         raise SystemExit(f"{NODE_EXPORTER} not found: apt-get install prometheus-node-exporter")
 
     cfg = AgentConfig()
-    ctx = CollectorContext(cfg.paths.paths(), logging.getLogger("bench"), cfg)
+    ctx = CollectorContext(cfg.paths.paths(), logging.getLogger("bench"))
     ours = NetworkCollector(cfg.collector_settings("network"), ctx)
     netdev, netdev_url = start_exporter(["netdev"])
     both, both_url = start_exporter(["netdev", "netclass"])

@@ -32,7 +32,6 @@ sys.path.insert(0, str(ROOT))
 from gpuwarden.agent.registry import CollectorContext  # noqa: E402
 from gpuwarden.collectors.engine.collector import EngineCollector  # noqa: E402
 from gpuwarden.collectors.engine.settings import EngineSettings  # noqa: E402
-from gpuwarden.config import AgentConfig  # noqa: E402
 from gpuwarden.health import HealthResult, State  # noqa: E402
 from gpuwarden.paths import Paths  # noqa: E402
 from tests.integration.worker_process import WorkerProcess  # noqa: E402
@@ -50,9 +49,7 @@ def ours(worker: WorkerProcess, backend: str, isolate: bool = True) -> tuple[Cal
             "http": {"url": worker.url},
         }
     )
-    collector = EngineCollector(
-        settings, CollectorContext(Paths(), logging.getLogger("bench"), AgentConfig())
-    )
+    collector = EngineCollector(settings, CollectorContext(Paths(), logging.getLogger("bench")))
 
     def probe() -> None:
         health = [i for i in collector.collect() if isinstance(i, HealthResult)]

@@ -81,13 +81,12 @@ def collector(model_dir: str, backend: str = "tensorrt", **settings: Any) -> Any
     from gpuwarden.agent.registry import CollectorContext
     from gpuwarden.collectors.engine.collector import EngineCollector
     from gpuwarden.collectors.engine.settings import EngineSettings
-    from gpuwarden.config import AgentConfig
     from gpuwarden.paths import Paths
 
     validated = EngineSettings.model_validate(
         {"enabled": True, "backend": backend, "model_dir": model_dir, "kernel_latency": "off", **settings}
     )
-    return EngineCollector(validated, CollectorContext(Paths(), logging.getLogger("check"), AgentConfig()))
+    return EngineCollector(validated, CollectorContext(Paths(), logging.getLogger("check")))
 
 
 def run_case(model_dir: str, tensorrt: dict[str, Any]) -> dict[str, Any]:
@@ -188,17 +187,17 @@ def memory_round_trip() -> str:
 
 
 def write_plan(model_dir: str, data: bytes | None, *, listed: bool = True) -> None:
-    from gpuwarden.worker import manifest
+    from gpuwarden import modelfiles
 
     plan = os.path.join(model_dir, "canary.plan")
     if data is None:
         if os.path.exists(plan):
             os.remove(plan)
-        manifest.write_manifest(model_dir, ["canary.onnx", manifest.CANARY])
+        modelfiles.write_manifest(model_dir, ["canary.onnx", modelfiles.CANARY])
         return
     with open(plan, "wb") as f:
         f.write(data)
-    manifest.write_manifest(model_dir, ["canary.onnx", manifest.CANARY, "canary.plan"])
+    modelfiles.write_manifest(model_dir, ["canary.onnx", modelfiles.CANARY, "canary.plan"])
     if not listed:  # the file changes after its checksum was taken: a partial copy, bit rot
         with open(plan, "ab") as f:
             f.write(b"\0")

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 
 import gpuwarden
 from gpuwarden import config as configmod
-from gpuwarden.config import EX_CONFIG, ConfigError
+from gpuwarden.address import parse_listen
+from gpuwarden.config_base import EX_CONFIG, ConfigError
+
+# Binding errors that restarting cannot fix: another program holds the port, or the agent may not bind it
+# (a port below 1024 without CAP_NET_BIND_SERVICE). Exit 78, so systemd does not restart-loop on them. An
+# address that is not (yet) on this host (EADDRNOTAVAIL: an interface that comes up late) exits 1, so
+# systemd's Restart=on-failure retries within its start limits. docs/operations.md says the same.
+LISTEN_CONFIG_ERRORS = {errno.EADDRINUSE, errno.EACCES}
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
@@ -15,13 +24,16 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
     if args.listen:
         try:
-            configmod.parse_listen(args.listen)
+            parse_listen(args.listen)
         except ValueError as err:
             raise ConfigError([f"--listen: {err}"]) from None
     cfg = configmod.load(args.config)
     try:
         return Agent(cfg, args.config, args.listen, args.log_format).run()
-    except OSError as err:  # the listen address is taken or the TLS files cannot be read
+    except OSError as err:  # only the listening socket can fail before the main loop runs
+        key, listen = ("--listen", args.listen) if args.listen else ("agent.listen", cfg.agent.listen)
+        if err.errno in LISTEN_CONFIG_ERRORS:
+            raise ConfigError([f"{key}: cannot listen on {listen}: {os.strerror(err.errno)}"]) from None
         where = f": {err.filename}" if err.filename else ""
         print(f"gpuwarden: cannot start: {err.strerror or err}{where}", file=sys.stderr)
         return 1
@@ -112,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", help="allow remediations again after a pause")
     oncall.add_pause(p)
     p.set_defaults(func=oncall.resume)
+    from gpuwarden.remediations import cli as remediation_cli
+
+    p = sub.add_parser("quarantine", help="GPUs the gpu_quarantine playbook took out of service")
+    remediation_cli.add_quarantine_arguments(p)
+    p.set_defaults(func=remediation_cli.quarantine)
     # --- engine / worker ---
     from gpuwarden.worker import main as worker_main  # stdlib only; the model stack loads on start
 

@@ -3,78 +3,80 @@
 `load(path)` returns an `AgentConfig` or raises `ConfigError` carrying one line per problem, e.g.
 `collectors.node.interval: must be > 0`. The CLI prints those lines and exits 78 (EX_CONFIG). With no file
 the built-in defaults apply, so `gpuwarden agent` runs out of the box.
+
+Sections for registered things are built from their registries (`collectors` from the collector
+registry), which never import this module; rules that span sections are validators on `AgentConfig`; files
+the agent opens at start (TLS material) are checked here, so a missing one is exit 78, not a restart loop.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from typing import Any, Literal
+import ssl
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
-import gpuwarden.collectors  # noqa: F401  (fills the registry the schema is built from)
+import gpuwarden.collectors  # noqa: F401  (fills the registry the `collectors` section is built from)
+from gpuwarden.address import check_listen
 from gpuwarden.agent.api_auth import ApiSettings
 from gpuwarden.agent.http import Limits
-from gpuwarden.agent.registry import REGISTRY, StrictModel
+from gpuwarden.agent.registry import REGISTRY
+from gpuwarden.config_base import (
+    EX_CONFIG,
+    ConfigError,
+    StrictModel,
+    cross_section_error,
+    format_errors,
+    readable_file,
+    section_model,
+)
+from gpuwarden.config_file import read_yaml
 from gpuwarden.fleet.settings import FleetSettings
 from gpuwarden.paths import Paths
 from gpuwarden.remediations.registry import PLAYBOOKS
 from gpuwarden.remediations.section import RemediationSettings
 
-EX_CONFIG = 78
+__all__ = ["EX_CONFIG", "AgentConfig", "ConfigError", "from_mapping", "load"]
 
-
-class ConfigError(Exception):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """`HOST:PORT` or `[V6]:PORT` → (host, port). Raises ValueError with a readable reason."""
-    host, sep, port_text = value.rpartition(":")
-    if not sep or not host:
-        raise ValueError("must be HOST:PORT (IPv6 as [ADDR]:PORT)")
-    if host.startswith("["):
-        if not host.endswith("]"):
-            raise ValueError("must be HOST:PORT (IPv6 as [ADDR]:PORT)")
-        host = host[1:-1]
-        ipaddress.IPv6Address(host)
-    elif ":" in host:
-        raise ValueError("an IPv6 address must be written in brackets: [ADDR]:PORT")
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError("port must be a number from 0 to 65535")
-    return host, int(port_text)
+ReadableFile = Annotated[str, AfterValidator(readable_file)]
 
 
 class TLSSettings(StrictModel):
     """HTTPS for /metrics and /health; with `client_ca_file`, mutual TLS (clients need a signed cert)."""
 
-    cert_file: str | None = Field(None, description="PEM server certificate (chain); enables HTTPS")
-    key_file: str | None = Field(None, description="PEM private key of `cert_file`")
-    client_ca_file: str | None = Field(
+    cert_file: ReadableFile | None = Field(None, description="PEM server certificate (chain); enables HTTPS")
+    key_file: ReadableFile | None = Field(None, description="PEM private key of `cert_file`")
+    client_ca_file: ReadableFile | None = Field(
         None, description="PEM CA bundle; when set, clients must present a certificate signed by it"
     )
 
-    @field_validator("cert_file", "key_file", "client_ca_file")
+    @model_validator(mode="before")
     @classmethod
-    def _readable(cls, path: str | None) -> str | None:
-        # Checked at load, so that check-config fails rather than the agent at start.
-        if path is not None:
-            try:
-                with open(path, "rb"):
-                    pass
-            except OSError as err:
-                raise ValueError(f"cannot read {path}: {err.strerror}") from None
-        return path
+    def _pairs(cls, data: Any) -> Any:
+        """Before the files are looked at: a half-given pair is the problem to report, not a missing file."""
+        if isinstance(data, dict):
+            if (data.get("cert_file") is None) != (data.get("key_file") is None):
+                raise ValueError("cert_file and key_file must be given together")
+            if data.get("client_ca_file") is not None and data.get("cert_file") is None:
+                raise ValueError("client_ca_file needs cert_file and key_file")
+        return data
 
     @model_validator(mode="after")
-    def _pairs(self) -> TLSSettings:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file must be given together")
-        if self.client_ca_file and not self.cert_file:
-            raise ValueError("client_ca_file needs cert_file and key_file")
+    def _usable(self) -> TLSSettings:
+        if self.cert_file is None or self.key_file is None:
+            return self
+        # Load them as the server will, so a bad PEM or a key of another certificate is exit 78 here and
+        # not a failed start. An encrypted key gets an empty passphrase, never a prompt on the terminal.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(self.cert_file, self.key_file, password=lambda: b"")
+        except (ssl.SSLError, OSError) as err:
+            raise ValueError(f"cannot use cert_file with key_file: {err}") from None
+        if self.client_ca_file:
+            try:
+                context.load_verify_locations(cafile=self.client_ca_file)
+            except (ssl.SSLError, OSError) as err:
+                raise ValueError(f"cannot use client_ca_file: {err}") from None
         return self
 
     @property
@@ -102,7 +104,7 @@ class HTTPSettings(StrictModel):
 class AgentSettings(StrictModel):
     """The agent process itself: where it serves and how it logs."""
 
-    listen: str = Field(
+    listen: Annotated[str, AfterValidator(check_listen)] = Field(
         "127.0.0.1:9837",
         description="HOST:PORT for /metrics, /health, /healthz; IPv6 as [ADDR]:PORT; `--listen` overrides",
     )
@@ -113,12 +115,6 @@ class AgentSettings(StrictModel):
         "text", description="`text` for people, `json` (one object per line) for journald ingestion"
     )
 
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, v: str) -> str:
-        parse_listen(v)
-        return v
-
 
 class PathsSettings(StrictModel):
     """Roots of the host trees the collectors read; in a container, where the host's are mounted."""
@@ -128,83 +124,56 @@ class PathsSettings(StrictModel):
     devfs: str = Field("/dev", description="device root (kmsg for XID events)")
     rootfs: str = Field("/", description="host root filesystem, prefixed to disk and model paths")
 
+    @field_validator("procfs", "sysfs", "devfs", "rootfs")
+    @classmethod
+    def _no_nul(cls, v: str) -> str:
+        if "\0" in v:
+            raise ValueError("must not contain a NUL character")
+        return v
+
     def paths(self) -> Paths:
         return Paths(procfs=self.procfs, sysfs=self.sysfs, devfs=self.devfs, rootfs=self.rootfs)
 
 
-def _collectors_model() -> type[BaseModel]:
-    fields: dict[str, Any] = {
-        name: (spec.settings, Field(default_factory=spec.settings)) for name, spec in sorted(REGISTRY.items())
-    }
-    return create_model("CollectorsConfig", __base__=StrictModel, **fields)
-
-
-CollectorsConfig = _collectors_model()
+CollectorsSettings = section_model(
+    "CollectorsSettings",
+    {name: spec.settings for name, spec in REGISTRY.items()},
+    "One key per registered collector, each with its own settings.",
+)
 
 
 class AgentConfig(StrictModel):
     agent: AgentSettings = Field(default_factory=AgentSettings)
     paths: PathsSettings = Field(default_factory=PathsSettings)
-    collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)  # type: ignore[valid-type]
+    collectors: CollectorsSettings = Field(default_factory=CollectorsSettings)  # type: ignore[valid-type]
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     remediation: RemediationSettings = Field(default_factory=RemediationSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 
-    @model_validator(mode="after")
-    def _fail_open_names_playbooks(self) -> AgentConfig:
-        unknown = [n for n in self.fleet.budget.fail_open_playbooks if n not in PLAYBOOKS]
-        if unknown:
-            raise ValueError(
-                f"fleet.budget.fail_open_playbooks: unknown playbook(s) {', '.join(unknown)} "
-                f"(known: {', '.join(sorted(PLAYBOOKS))})"
-            )
-        return self
-
     def collector_settings(self, name: str) -> Any:
         return getattr(self.collectors, name)
 
-
-# Pydantic's messages, said the way an operator reads them next to a key path.
-_MESSAGES = {
-    "extra_forbidden": "unknown key",
-    "missing": "required key is missing",
-    "greater_than": "must be > {gt:g}",
-    "greater_than_equal": "must be >= {ge:g}",
-    "less_than": "must be < {lt:g}",
-    "less_than_equal": "must be <= {le:g}",
-    "literal_error": "must be one of {expected}",
-    "bool_parsing": "must be true or false",
-    "bool_type": "must be true or false",
-    "int_parsing": "must be an integer",
-    "int_type": "must be an integer",
-    "float_parsing": "must be a number",
-    "float_type": "must be a number",
-    "string_type": "must be a string",
-    "list_type": "must be a list",
-    "dict_type": "must be a mapping",
-    "model_type": "must be a mapping",
-    "model_attributes_type": "must be a mapping",
-}
-
-
-def _key_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + part
-    return out or "(top level)"
-
-
-def format_errors(err: ValidationError) -> list[str]:
-    problems = []
-    for e in err.errors():
-        template = _MESSAGES.get(e["type"])
-        ctx = e.get("ctx") or {}
-        message = template.format(**ctx) if template else str(e["msg"]).removeprefix("Value error, ")
-        problems.append(f"{_key_path(e['loc'])}: {message}")
-    return problems
+    @model_validator(mode="after")
+    def _across_sections(self) -> AgentConfig:
+        """Rules that need two sections; each problem names the key to fix."""
+        problems: list[tuple[str, str]] = []
+        zookeeper = self.collector_settings("zookeeper")
+        if zookeeper.enabled and not zookeeper.servers and not self.fleet.hosts:
+            problems.append(
+                ("collectors.zookeeper.servers", "name the ensemble's servers (or set fleet.hosts)")
+            )
+        unknown = [n for n in self.fleet.budget.fail_open_playbooks if n not in PLAYBOOKS]
+        if unknown:
+            known = ", ".join(sorted(PLAYBOOKS))
+            problems.append(
+                (
+                    "fleet.budget.fail_open_playbooks",
+                    f"unknown playbook(s) {', '.join(unknown)} (known: {known})",
+                )
+            )
+        if problems:
+            raise cross_section_error(problems)
+        return self
 
 
 def from_mapping(data: object) -> AgentConfig:
@@ -221,48 +190,13 @@ def from_mapping(data: object) -> AgentConfig:
             ]
         )
     try:
-        config = AgentConfig.model_validate(data)
+        return AgentConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_errors(err)) from None
-    problems = [line for name in REGISTRY for line in config.collector_settings(name).problems(config)]
-    if problems:
-        raise ConfigError(problems)
-    return config
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 def load(path: str | None) -> AgentConfig:
     """The config in `path`, or the built-in defaults when `path` is None."""
     if path is None:
         return AgentConfig()
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as err:
-        raise ConfigError([f"{path}: cannot read: {err.strerror}"]) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError([f"{path}: not UTF-8 text (byte {err.start})"]) from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
-        problem = getattr(err, "problem", None) or "invalid YAML"
-        raise ConfigError([f"{where}: invalid YAML: {problem}"]) from None
-    return from_mapping(data)
+    return from_mapping(read_yaml(path))

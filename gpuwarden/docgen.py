@@ -22,8 +22,14 @@ HEADER = """# Configuration reference
 gpuwarden reads one YAML file (`gpuwarden agent --config FILE`; without a file the defaults below apply).
 Every key is optional. Unknown keys are errors. `gpuwarden check-config FILE` prints `OK` or one line per
 problem naming the key path (`collectors.node.interval: must be > 0`) and exits 78; the agent refuses to
-start on such a file the same way, and on SIGHUP keeps its running config. `examples/agent.yaml` is a
-complete, tested example.
+start on such a file the same way, and on SIGHUP keeps its running config (and sets
+`gpuwarden_config_last_reload_successful` to 0). `examples/agent.yaml` is a complete, tested example.
+
+What the file may hold: plain YAML of at most 1 MiB in UTF-8; no tags (`!!python/...`, `!!float`, custom
+ones), no key given twice in one mapping, at most 32 levels of nesting, anchors and aliases only while
+they expand to fewer than 100,000 values. Numbers are finite (no `.inf`, `.nan`) and between -1e9 and 1e9
+(integers: 2**63). Files the agent opens at start (`agent.tls.*`) must exist and be readable when the
+config is checked, and the certificate must load with its key.
 
 This file is generated from the schema by `gpuwarden config-docs`; edit the descriptions in the code.
 """
@@ -32,6 +38,8 @@ This file is generated from the schema by `gpuwarden config-docs`; edit the desc
 def _type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:  # a validated type (a readable file, an address) documents as its base
+        return _type_name(args[0])
     if origin is typing.Literal:
         return " \\| ".join(json.dumps(a) for a in args)
     if origin in (typing.Union, types.UnionType):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pydantic import Field, field_validator
 
 from gpuwarden.agent.http import Headers
-from gpuwarden.agent.registry import StrictModel
+from gpuwarden.config_base import StrictModel
 
 # RFC 6750 section 2.1 b64token: what a bearer token may contain (no spaces, no ':').
 TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")

@@ -19,7 +19,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 import gpuwarden
 from gpuwarden import config as configmod
-from gpuwarden.agent import api, logs, registry
+from gpuwarden.agent import api, logs
+from gpuwarden.agent.context import build_collector
 from gpuwarden.agent.health_store import HealthStore
 from gpuwarden.agent.http import Route, Router, Stats
 from gpuwarden.agent.registry import REGISTRY, Collector, CollectorSettings
@@ -108,7 +109,9 @@ class Agent:
         if self.notifier.watchdog_interval:
             threading.Thread(target=self._watchdog, name="watchdog", daemon=True).start()
         while not self._stop:
-            self._wake.wait()
+            # With a timeout: the kernel may deliver SIGHUP/SIGTERM to any of our threads, and then Python
+            # runs the handler only when the main thread next wakes; untimed, a reload could wait forever.
+            self._wake.wait(1.0)
             self._wake.clear()
             if self._reload and not self._stop:
                 self._reload = False
@@ -157,11 +160,28 @@ class Agent:
         self.runner.close()
 
     def _watchdog(self) -> None:
+        """WATCHDOG=1 every WatchdogSec/2, but only while collections complete and render: a wedged scheduler
+        or runner stops the pings and systemd restarts the agent. A hung collector does not: its runs end at
+        their deadline (or are skipped) and render as failures, and the other collectors keep rendering."""
         interval = self.notifier.watchdog_interval or 1.0
+        starved = False
         while not self._stop:
-            if self.scheduler.running:
+            # WatchdogSec, or two rounds of the fastest collector when that is slower.
+            limit = max(2 * interval, 2 * self._shortest_interval())
+            age = time.monotonic() - self.runner.exposition.rendered_at
+            fresh = age <= limit or not self.runner.names()  # no collector: nothing can render
+            if self.scheduler.running and fresh:
                 self.notifier.notify("WATCHDOG=1")
+                starved = False
+            elif not starved:
+                starved = True
+                self.log.error("no collection has rendered for %.1fs: not feeding the watchdog", age)
+                self.notifier.notify(f"STATUS=wedged: no collection rendered for {age:.0f}s")
             time.sleep(interval)
+
+    def _shortest_interval(self) -> float:
+        intervals = [self.config.collector_settings(n).interval for n in self.runner.names()]
+        return min(intervals, default=0.0)
 
     def alive(self) -> bool:
         return bool(self.scheduler.running)
@@ -189,7 +209,7 @@ class Agent:
                 built[name] = (running, settings)
                 continue
             try:
-                built[name] = (registry.build(name, config, self.log), settings)
+                built[name] = (build_collector(name, config, self.log), settings)
             except Exception as err:
                 self.log.error("collector %s cannot start: %s", name, err)
                 self.health.mark_unknown(name, f"collector {name} cannot start: {err}")
@@ -252,6 +272,8 @@ class Agent:
             config.remediation,
             health=health_lookup(self.health.results),
             budget=lambda: self.fleet.budget if self.fleet else None,
+            fleet=lambda: self.fleet,
+            inventory=self._gpu_inventory,
             log=self.log.getChild("remediation"),
         ).start()
         subscribe = getattr(self.health, "subscribe", None)  # the health stream's HealthStore.subscribe
@@ -259,28 +281,57 @@ class Agent:
         self.runner.add_source(self.engine)
         self.log.info("remediation engine started: %s", ", ".join(self.engine.playbooks) or "no playbooks")
 
+    def _gpu_inventory(self) -> dict[str, str]:
+        """GPU index → UUID as the GPU collector last saw them (gpu_quarantine names GPUs by UUID)."""
+        identity = getattr(self.runner.collector("gpu"), "identity", None) or {}
+        return {str(index): uuid for index, (uuid, _) in identity.items()}
+
     def reload(self) -> None:
+        """Apply the config file again; one that cannot be read or applied leaves the running one in place.
+
+        Never raises: SIGHUP with any file (not UTF-8, nested too deep, a listen address in use) must not
+        end the agent.
+        """
         self.log.info("reloading configuration from %s", self.config_path or "built-in defaults")
         self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
         try:
             new = configmod.load(self.config_path)
+            self._apply(new)
         except ConfigError as err:
             for problem in err.problems:
                 self.log.error("config: %s", problem)
-            self.log.error("reload failed; keeping the running configuration")
-            self.runner.reload_ok = False
-            self.runner.render()
-            self.notifier.notify("READY=1", "STATUS=reload failed; running the previous configuration")
+            self._reload_failed()
             return
+        except Exception:  # a bug must cost this reload, not the agent
+            self.log.exception("cannot apply the new configuration")
+            self._reload_failed()
+            return
+        self.notifier.notify("READY=1", "STATUS=configuration reloaded")
+        self.log.info("configuration reloaded")
+
+    def _reload_failed(self) -> None:
+        self.log.error("reload failed; keeping the running configuration")
+        self.runner.reload_ok = False
+        self.runner.render()
+        self.notifier.notify("READY=1", "STATUS=reload failed; running the previous configuration")
+
+    def _apply(self, new: AgentConfig) -> None:
+        """Switch to `new`: the listener first (the step that can fail), then logging, collectors, fleet."""
         old = self.config
-        self.config = new
-        self.log = self._setup_logging(new)
         served = (self.listen(new), new.agent.tls, new.agent.http)
         moved = (self.listen(new), new.agent.tls) != (self.listen(old), old.agent.tls)
         if served != (self.listen(old), old.agent.tls, old.agent.http) and self.server:
             self.server.stop()
-            self.server = self._start_server(new)
+            try:
+                self.server = self._start_server(new)
+            except OSError as err:
+                self.server = self._start_server(old)  # the old address was ours a moment ago
+                reason = os.strerror(err.errno) if err.errno else str(err)
+                raise ConfigError([f"agent.listen: cannot listen on {self.listen(new)}: {reason}"]) from None
             self.log.info("now serving on %s", self.server.address)
+        self.config = new
+        self.log = self._setup_logging(new)
+        # Before the collectors' first run, whose render is the first to show it.
         self.runner.reload_ok, self.runner.reload_timestamp = True, time.time()
         self._install_collectors(new, old)
         self._install_fleet(new, None if moved else old)  # a new address means a new serverset endpoint
@@ -289,8 +340,6 @@ class Agent:
             self.api.reload(new)
         elif new.api.token_file:
             self.log.warning("api.token_file was added: the /v1 API starts with the next restart")
-        self.notifier.notify("READY=1", "STATUS=configuration reloaded")
-        self.log.info("configuration reloaded")
 
 
 def _same_inputs(name: str, old: AgentConfig, new: AgentConfig) -> bool:

@@ -5,7 +5,9 @@
 collector owns its settings model, and the one YAML file still validates as a whole. A declared
 collector's implementation is imported when it is first built, not when the config is read: a disabled
 collector costs its settings model only, not its libraries (requests, kazoo, onnxruntime...), which
-bench/footprint.py measures in the agent's resident memory.
+bench/footprint.py measures in the agent's resident memory. This module never imports the config: a
+collector gets its own settings and a `CollectorContext` of explicit dependencies, never the whole config;
+a rule that needs two sections is a validator on `AgentConfig`.
 """
 
 from __future__ import annotations
@@ -13,42 +15,43 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from prometheus_client.core import Metric
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from gpuwarden.config_base import StrictModel
 from gpuwarden.health import HealthResult
 from gpuwarden.paths import Paths
-
-if TYPE_CHECKING:
-    from gpuwarden.config import AgentConfig
-
-
-class StrictModel(BaseModel):
-    """Base for every config model: unknown keys are errors, values are not coerced silently."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class CollectorSettings(StrictModel):
     enabled: bool = Field(True, description="run this collector")
-    interval: float = Field(15.0, gt=0, description="seconds between two collections")
-    timeout: float = Field(10.0, gt=0, description="deadline for one collection, in seconds")
+    # Bounded so a typo cannot schedule a job beyond what APScheduler's timedelta or a deadline can hold.
+    interval: float = Field(15.0, gt=0, le=86400, description="seconds between two collections")
+    timeout: float = Field(10.0, gt=0, le=3600, description="deadline for one collection, in seconds")
 
-    def problems(self, config: AgentConfig) -> list[str]:
-        """Checks that need other sections of the config; `key.path: reason` lines, empty when fine."""
-        return []
+
+@dataclass(frozen=True)
+class Expectations:
+    """What other sections say this node should have, for the doctor to check (one key per fact)."""
+
+    interfaces: tuple[str, ...] = ()  # collectors.network.expected_interfaces
+    ib_ports: int = 0  # collectors.network.infiniband_expected_active_ports
+    gpus: int = 0  # collectors.gpu.expected_gpus (0: no check)
+    volumes: tuple[tuple[str, int], ...] = ()  # collectors.node.disk_paths with min_free: (path, bytes)
 
 
 @dataclass(frozen=True)
 class CollectorContext:
-    """What a collector may use besides its own settings. Constructors do no slow I/O."""
+    """What a collector may use besides its own settings, each named. Constructors do no slow I/O."""
 
     paths: Paths
     log: logging.Logger
-    config: AgentConfig
+    # The voting members of `fleet.hosts`: the zookeeper collector's servers when its own list is empty.
+    fleet_hosts: tuple[str, ...] = ()
+    expected: Expectations = field(default_factory=Expectations)
 
 
 Item = Metric | HealthResult
@@ -98,7 +101,6 @@ def register(name: str, settings: type[CollectorSettings]) -> Callable[[type], t
     return decorate
 
 
-def build(name: str, config: AgentConfig, log: logging.Logger) -> Collector:
-    """The collector `name` as the daemon builds it: its settings and the paths from `config`."""
-    ctx = CollectorContext(paths=config.paths.paths(), log=log.getChild(name), config=config)
-    return REGISTRY[name].factory(config.collector_settings(name), ctx)
+def build(name: str, settings: CollectorSettings, ctx: CollectorContext) -> Collector:
+    """The collector `name` with its own settings and its dependencies."""
+    return REGISTRY[name].factory(settings, ctx)

@@ -100,6 +100,7 @@ class Exposition:
     def __init__(self) -> None:
         self.plain = b""
         self.gzipped = b""
+        self.rendered_at = time.monotonic()  # the watchdog is fed only while this stays recent
 
 
 class Runner:

@@ -11,6 +11,7 @@ import logging
 import ssl
 from collections.abc import Callable
 
+from gpuwarden.address import parse_listen
 from gpuwarden.agent.health_store import HealthStore
 from gpuwarden.agent.http import (
     Limits,
@@ -24,7 +25,7 @@ from gpuwarden.agent.http import (
 )
 from gpuwarden.agent.http_loop import Server
 from gpuwarden.agent.runner import Runner
-from gpuwarden.config import TLSSettings, parse_listen
+from gpuwarden.config import TLSSettings
 from gpuwarden.health import State
 
 # The classic text format: every name we export is a legacy-valid name, and every Prometheus 2.x parses it.

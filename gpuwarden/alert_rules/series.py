@@ -1,4 +1,4 @@
-"""Which series exist: every collector's catalog plus the remediation catalog, and the names a PromQL
+"""Which series exist: every collector's catalog plus the remediation engine's, and the names a PromQL
 expression reads, so a test can say that every query names only declared series."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ import re
 from collections.abc import Iterable
 
 from gpuwarden.agent.runner import CATALOG as RUNNER
-from gpuwarden.alert_rules.remediation_catalog import CATALOG as PENDING
 from gpuwarden.catalog import MetricSpec
 from gpuwarden.collectors.doctor.collector import CATALOG as DOCTOR
 from gpuwarden.collectors.engine.catalog import CATALOG as ENGINE
@@ -30,7 +29,6 @@ CATALOGS: dict[str, tuple[MetricSpec, ...]] = {
     "zookeeper": ZOOKEEPER,
     "doctor": DOCTOR,
     "remediation": REMEDIATION,
-    "pending": PENDING,  # declared for code not written yet (scale_signal)
 }
 
 # Series Prometheus itself makes for every target.

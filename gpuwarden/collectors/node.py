@@ -13,8 +13,9 @@ from typing import Any
 
 from pydantic import ByteSize, Field, model_validator
 
-from gpuwarden.agent.registry import CollectorContext, CollectorSettings, Item, StrictModel, register
+from gpuwarden.agent.registry import CollectorContext, CollectorSettings, Item, register
 from gpuwarden.catalog import Families, MetricSpec
+from gpuwarden.config_base import StrictModel
 from gpuwarden.health import Action, HealthResult, State
 from gpuwarden.paths import read_text
 from gpuwarden.readers.host import THP_MODES, read_meminfo, read_thp_mode

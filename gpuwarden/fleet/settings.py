@@ -7,8 +7,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
-from gpuwarden.agent.registry import StrictModel
-from gpuwarden.fleet.address import check_address
+from gpuwarden.address import check_zookeeper
+from gpuwarden.config_base import StrictModel
 
 
 def _chroot(value: str) -> str:
@@ -41,7 +41,7 @@ class BudgetSettings(StrictModel):
 
 class FleetSettings(StrictModel):
     enabled: bool = Field(False, description="join the fleet: register, take budget leases, elect a leader")
-    hosts: list[Annotated[str, AfterValidator(check_address)]] = Field(
+    hosts: list[Annotated[str, AfterValidator(check_zookeeper)]] = Field(
         default_factory=list, description="ZooKeeper servers as host:port (the voting members)"
     )
     chroot: Annotated[str, AfterValidator(_chroot)] = Field("", description="ZooKeeper chroot, e.g. /prod")

@@ -55,3 +55,36 @@ def cli(args: argparse.Namespace) -> int:
 
 def _when(ts: object) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(ts)))  # type: ignore[arg-type]
+
+
+def add_quarantine_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", required=True)
+    listing = sub.add_parser("list", help="the quarantined GPUs")
+    releasing = sub.add_parser("release", help="give a GPU back (after the hardware was inspected)")
+    releasing.add_argument("uuid", help="the GPU's UUID (GPU-...)")
+    for q in (listing, releasing):
+        q.add_argument("--config", help="agent config (for remediation.playbooks.gpu_quarantine)")
+
+
+def quarantine(args: argparse.Namespace) -> int:
+    """`gpuwarden quarantine list|release UUID`: on-call gives a GPU back after inspecting it."""
+    from gpuwarden.remediations.playbooks.gpu_quarantine import GpuQuarantineSettings, load, release
+
+    remediation = configmod.load(args.config).remediation
+    settings = remediation.playbook("gpu_quarantine")
+    assert isinstance(settings, GpuQuarantineSettings)
+    try:
+        if args.action == "list":
+            for uuid, entry in sorted(load(settings.quarantine_file).items()):
+                since = _when(entry.get("at", 0))
+                print(f"GPU {entry.get('gpu', '?')}  {uuid}  since {since}  {entry.get('reason', '')}")
+            return 0
+        target = remediation.targets.get(settings.target)
+        print(release(settings, target.env_file if target else None, args.uuid))
+        return 0
+    except KeyError as err:
+        print(f"gpuwarden: {err.args[0]}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as err:
+        print(f"gpuwarden: {settings.quarantine_file}: {err}", file=sys.stderr)
+        return 1

@@ -127,7 +127,10 @@ class Engine:
         requests, why = self.alert_triggers.requests(alert)
         if not requests:
             return [Submitted(False, "", why)]
-        return [self.submit(r) for r in requests]
+        submitted = [self.submit(r) for r in requests]
+        if not any(s.accepted for s in submitted):
+            self.alert_triggers.forget(alert)  # nothing queued (queue full, busy): let a retry in
+        return submitted
 
     def pause(self, reason: str, actor: str, playbook: str = ALL) -> None:
         self._record("-", "pause", playbook, "-", reason=reason, actor=actor)

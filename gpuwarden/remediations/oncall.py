@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from gpuwarden import config as configmod
+from gpuwarden.address import parse_listen
 from gpuwarden.agent.api_auth import TokenFileError, load_tokens
 from gpuwarden.config import ConfigError
 from gpuwarden.remediations.client import ApiError, Client
@@ -61,7 +62,7 @@ def client(args: argparse.Namespace) -> Client:
 
 
 def local_url(cfg: configmod.AgentConfig) -> str:
-    host, port = configmod.parse_listen(cfg.agent.listen)
+    host, port = parse_listen(cfg.agent.listen)
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     scheme = "https" if cfg.agent.tls.enabled else "http"
     return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"

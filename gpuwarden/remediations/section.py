@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel, Field, create_model, model_validator
+from pydantic import Field, model_validator
 
 import gpuwarden.remediations.playbooks  # noqa: F401  (fills the registry the schema is built from)
-from gpuwarden.agent.registry import StrictModel
+from gpuwarden.config_base import StrictModel, section_model
 from gpuwarden.remediations.registry import PLAYBOOKS
 from gpuwarden.remediations.settings import PlaybookSettings, StormSettings, TargetSettings
 
-
-def _playbooks_model() -> type[BaseModel]:
-    fields: dict[str, Any] = {
-        name: (spec.settings, Field(default_factory=spec.settings))
-        for name, spec in sorted(PLAYBOOKS.items())
-    }
-    return create_model("PlaybooksConfig", __base__=StrictModel, **fields)
-
-
-PlaybooksConfig = _playbooks_model()
+PlaybooksSettings = section_model(
+    "PlaybooksSettings",
+    {name: spec.settings for name, spec in PLAYBOOKS.items()},
+    "One key per registered playbook, each with its own settings.",
+)
 
 
 class RemediationSettings(StrictModel):
@@ -40,7 +33,7 @@ class RemediationSettings(StrictModel):
     targets: dict[str, TargetSettings] = Field(
         default_factory=dict, description="where the workers run, by name (process, systemd or http)"
     )
-    playbooks: PlaybooksConfig = Field(default_factory=PlaybooksConfig)  # type: ignore[valid-type]
+    playbooks: PlaybooksSettings = Field(default_factory=PlaybooksSettings)  # type: ignore[valid-type]
 
     def playbook(self, name: str) -> PlaybookSettings:
         return getattr(self.playbooks, name)

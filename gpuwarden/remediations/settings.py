@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from gpuwarden.agent.registry import StrictModel
+from gpuwarden.config_base import StrictModel
 from gpuwarden.health import State
 
 Seconds = Annotated[float, Field(ge=0)]

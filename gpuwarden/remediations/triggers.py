@@ -121,6 +121,11 @@ class AlertTriggers:
         self._seen: dict[tuple[str, str, str], float] = {}
         self._lock = threading.Lock()
 
+    def forget(self, alert: Alert) -> None:
+        """The alert could not be queued: a redelivery (Alertmanager retries) must not count as duplicate."""
+        with self._lock:
+            self._seen.pop((alert.fingerprint, alert.starts_at, alert.status), None)
+
     def requests(self, alert: Alert, now: float | None = None) -> tuple[list[Request], str]:
         """The requests an alert starts, or none and why (resolved, duplicate, not allow-listed)."""
         now = time.monotonic() if now is None else now

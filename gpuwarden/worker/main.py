@@ -17,6 +17,8 @@ import tempfile
 import threading
 import time
 
+from gpuwarden.address import parse_listen
+
 EX_DATAERR, EX_CONFIG, CRASH_EXIT = 65, 78, 134
 
 
@@ -30,8 +32,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _problems(args: argparse.Namespace) -> tuple[list[str], str | None]:
-    from gpuwarden.config import parse_listen  # the agent's own --listen rules; not loaded for --help
-
     problems, token = [], None
     try:
         parse_listen(args.listen)
@@ -84,9 +84,8 @@ def run(args: argparse.Namespace) -> int:
     # Heavy imports only once the flags are known good: `gpuwarden worker --help` stays fast.
     from gpuwarden.agent.http import Limits, Router
     from gpuwarden.agent.http_loop import Server
-    from gpuwarden.config import parse_listen
+    from gpuwarden.modelfiles import ManifestError
     from gpuwarden.worker import faults, model, server
-    from gpuwarden.worker.manifest import ManifestError
     from gpuwarden.worker.metrics import WorkerMetrics
     from gpuwarden.worker.runtime import Engine
 

@@ -18,8 +18,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from safetensors.numpy import save_file
 
-from gpuwarden.worker import manifest
-from gpuwarden.worker.manifest import Canary, Tensor
+from gpuwarden import modelfiles
+from gpuwarden.modelfiles import Canary, Tensor
 
 MODEL_NAME = "canary"
 MODEL_FILE = "canary.onnx"
@@ -98,14 +98,14 @@ def generate(directory: str, seed: int = DEFAULT_SEED) -> None:
     w = weights(seed)
     onnx.save(build_model(w), os.path.join(directory, MODEL_FILE))
     save_file(w, os.path.join(directory, TORCH_FILE), metadata=TORCH_METADATA)
-    manifest.write_canary(os.path.join(directory, manifest.CANARY), canary_for(w))
-    manifest.write_manifest(directory, [MODEL_FILE, TORCH_FILE, manifest.CANARY])
+    modelfiles.write_canary(os.path.join(directory, modelfiles.CANARY), canary_for(w))
+    modelfiles.write_manifest(directory, [MODEL_FILE, TORCH_FILE, modelfiles.CANARY])
 
 
 def ensure(directory: str) -> Canary:
     """Generate the model directory when it is missing; verify it against its manifest either way."""
-    names = [MODEL_FILE, TORCH_FILE, manifest.CANARY, manifest.MANIFEST]
+    names = [MODEL_FILE, TORCH_FILE, modelfiles.CANARY, modelfiles.MANIFEST]
     if not all(os.path.exists(os.path.join(directory, n)) for n in names):
         generate(directory)
-    manifest.verify(directory, [MODEL_FILE, TORCH_FILE, manifest.CANARY])
-    return manifest.load_canary(os.path.join(directory, manifest.CANARY))
+    modelfiles.verify_files(directory, [MODEL_FILE, TORCH_FILE, modelfiles.CANARY])
+    return modelfiles.load_canary(os.path.join(directory, modelfiles.CANARY))

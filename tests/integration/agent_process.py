@@ -26,7 +26,13 @@ def free_port(family: int = socket.AF_INET, host: str = "127.0.0.1") -> int:
 
 def only_collectors(enabled: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """A `collectors:` section enabling exactly `enabled`, whatever else is registered."""
-    section: dict[str, dict[str, Any]] = {name: {"enabled": False} for name in REGISTRY}
+    # Only the product's collectors: a test module may register a test collector in this process, which the
+    # agent subprocess does not know.
+    section: dict[str, dict[str, Any]] = {
+        name: {"enabled": False}
+        for name, spec in REGISTRY.items()
+        if spec.implementation.startswith("gpuwarden.")
+    }
     for name, settings in enabled.items():
         section[name] = {"enabled": True, **settings}
     return section

@@ -29,6 +29,7 @@ def settings(state: Path) -> RemediationSettings:
             "enabled": True,
             "audit_log": str(state / "audit.jsonl"),
             "startup_grace_s": 0,
+            "storm": {"max_runs": 1_000_000},  # a hundred restarts in a row are the point here
             "targets": {
                 "worker": {
                     "kind": "process",

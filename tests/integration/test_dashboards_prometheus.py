@@ -33,7 +33,7 @@ CLUSTER = "dashboards-e2e"
 
 # Panels this machine cannot feed, and why: exactly these have no data; every other panel must.
 UNFED = {
-    "Scale decisions": "the scale_signal playbook (gpuwarden_scale_signal) is not built yet",
+    "Scale decisions": "scale_signal is not enabled here: no fleet decision (test_remediation_scale.py)",
     "XIDs": "the replayed H200 recording has no XID",
     "XIDs by action": "the replayed H200 recording has no XID",
     "InfiniBand throughput": "this machine has no InfiniBand port",

@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gpuwarden import modelfiles
 from gpuwarden.agent.registry import CollectorContext
 from gpuwarden.collectors.engine.catalog import CATALOG
 from gpuwarden.collectors.engine.collector import EngineCollector
 from gpuwarden.collectors.engine.isolated import IsolatedBackend
 from gpuwarden.collectors.engine.settings import EngineSettings
-from gpuwarden.config import AgentConfig
 from gpuwarden.health import Action, HealthResult, State
 from gpuwarden.paths import Paths
-from gpuwarden.worker import manifest, model
+from gpuwarden.worker import model
 from tests.golden import exposition, split
 from tests.integration.agent_process import AgentProcess, free_port, get, only_collectors
 from tests.integration.worker_process import WorkerProcess
@@ -57,7 +57,7 @@ def make(worker: WorkerProcess, backend: str, **overrides: Any) -> EngineCollect
     if backend != "http":
         settings["serving_ready_url"] = worker.url + "/v2/health/ready"
     settings.update(overrides)
-    ctx = CollectorContext(Paths(), logging.getLogger("test.engine"), AgentConfig())
+    ctx = CollectorContext(Paths(), logging.getLogger("test.engine"))
     return EngineCollector(EngineSettings.model_validate(settings), ctx)
 
 
@@ -159,10 +159,10 @@ def test_openai_probe_passes_on_the_completion_and_catches_wrong_text(worker: Wo
 
 def regenerate_model_with_other_weights(model_dir: Path) -> None:
     """A bad model push: new weights, checksums updated by the pipeline, the canary's golden kept."""
-    golden = (model_dir / manifest.CANARY).read_bytes()
+    golden = (model_dir / modelfiles.CANARY).read_bytes()
     model.generate(str(model_dir), seed=model.DEFAULT_SEED + 1)
-    (model_dir / manifest.CANARY).write_bytes(golden)
-    manifest.write_manifest(str(model_dir), [model.MODEL_FILE, model.TORCH_FILE, manifest.CANARY])
+    (model_dir / modelfiles.CANARY).write_bytes(golden)
+    modelfiles.write_manifest(str(model_dir), [model.MODEL_FILE, model.TORCH_FILE, modelfiles.CANARY])
 
 
 @pytest.mark.parametrize("in_process", ["onnxruntime", TORCH])

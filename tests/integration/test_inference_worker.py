@@ -78,9 +78,7 @@ def collector_for(url: str, **settings: Any) -> InferenceCollector:
     s = InferenceSettings.model_validate(
         {"enabled": True, "url": url + "/metrics", "interval": 1, **settings}
     )
-    ctx = CollectorContext(
-        paths=AgentConfig().paths.paths(), log=logging.getLogger("test"), config=AgentConfig()
-    )
+    ctx = CollectorContext(paths=AgentConfig().paths.paths(), log=logging.getLogger("test"))
     return InferenceCollector(s, ctx)
 
 

@@ -1,9 +1,11 @@
 """gpu_quarantine end to end: the real GPU collector on a replayed multi-GPU recording with a fatal XID on
-one GPU, its health delivered to the engine, and the real reference worker restarted without that GPU."""
+one GPU, its health going through the agent's HealthStore to the engine (its subscriber), and the real
+reference worker restarted without that GPU."""
 
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,12 +13,13 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from gpuwarden.health import HealthResult, State
+from gpuwarden.agent.health_store import HealthStore
+from gpuwarden.health import HealthResult, State, Transition
 from gpuwarden.remediations.engine import Engine
 from gpuwarden.remediations.playbooks.gpu_quarantine import GpuQuarantineSettings, load, release
 from gpuwarden.remediations.targets import ProcessTarget, read_env
 from tests.fixtures.nvml.support import recording, replay_collector
-from tests.integration.remediation_support import Transition, Worker, fast_rails, outcomes, settings, wait_for
+from tests.integration.remediation_support import Worker, fast_rails, outcomes, settings, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -38,33 +41,29 @@ def node(gpus: int, xid_gpu: int) -> dict[str, Any]:
 
 
 class Node:
-    """The GPU collector on the replay, and the health it reports, as the agent's store would hold it."""
+    """The GPU collector on the replay, reporting into the agent's HealthStore as the runner does."""
 
     def __init__(self, gpus: int, xid_gpu: int) -> None:
         self.collector, _ = replay_collector(node(gpus, xid_gpu))
-        self.results: dict[str, HealthResult] = {}
+        self.store = HealthStore()
 
     def inventory(self) -> dict[str, str]:
         return {str(i): uuid for i, (uuid, _) in self.collector.identity.items()}
 
     def state(self, component: str) -> str | None:
-        result = self.results.get(component)
-        return str(result.state) if result else None
+        return next((str(r.state) for r in self.store.results() if r.component == component), None)
+
+    def subscribe(self, engine: Engine) -> Engine:
+        self.store.subscribe(engine.on_transition)
+        return engine
 
     def collect_until_unhealthy(self, component: str) -> HealthResult:
         def unhealthy() -> HealthResult | None:
-            for item in self.collector.collect():
-                if isinstance(item, HealthResult):
-                    self.results[item.component] = item
-            result = self.results.get(component)
-            return result if result and result.state == State.UNHEALTHY else None
+            self.store.replace("gpu", [r for r in self.collector.collect() if isinstance(r, HealthResult)])
+            found = [r for r in self.store.results() if r.component == component]
+            return found[0] if found and found[0].state == State.UNHEALTHY else None
 
         return wait_for(unhealthy, timeout=20, what=f"{component} UNHEALTHY")
-
-    def deliver(self, engine: Engine) -> None:
-        """Each result as the store's first transition for its component (old: none)."""
-        for r in self.results.values():
-            engine.on_transition(Transition(r.component, r.state, r.reason))
 
 
 @pytest.fixture
@@ -79,7 +78,7 @@ def quarantine_settings(tmp_path: Path, worker: Worker) -> dict[str, Any]:
     return {
         "enabled": True,
         "quarantine_file": str(tmp_path / "quarantine.json"),
-        "triggers": [{"kind": "health", "component": "gpu*.xid", "for_s": 1}],
+        "triggers": [{"kind": "health", "component": "gpu.*.xid", "for_s": 1}],
         "rails": fast_rails(),
     }
 
@@ -102,15 +101,15 @@ def test_a_fatal_xid_on_one_gpu_of_four_restarts_the_worker_without_it_until_on_
     worker.env_file.write_text("GPUWARDEN_MEMORY_FRACTION=0.9\n")
     gpus = Node(4, xid_gpu=2)
     cfg = settings(tmp_path, worker, gpu_quarantine=quarantine_settings(tmp_path, worker))
-    engine = Engine(cfg, health=gpus.state, inventory=gpus.inventory)
+    engine = gpus.subscribe(Engine(cfg, health=gpus.state, inventory=gpus.inventory))
     engines.append(engine.start())
     wait_for(lambda: worker.infer() == 200, what="the worker serves")
     before = pid(engine)
     assert "CUDA_VISIBLE_DEVICES" not in environ(before)
 
-    assert "XID 79" in gpus.collect_until_unhealthy("gpu2.xid").reason
+    xid = gpus.collect_until_unhealthy("gpu.2.xid")
     uuids = gpus.inventory()
-    gpus.deliver(engine)
+    assert "XID 79" in xid.reason and xid.labels["uuid"] == uuids["2"]
     outcome = wait_for(lambda: outcomes(Path(cfg.audit_log)), what="an outcome")[0]
 
     assert outcome["result"] == "succeeded", outcome
@@ -130,7 +129,17 @@ def test_a_fatal_xid_on_one_gpu_of_four_restarts_the_worker_without_it_until_on_
     registry.register(again)
     text = generate_latest(registry).decode()
     assert f'gpuwarden_remediation_gpu_quarantined{{gpu="2",uuid="{uuids["2"]}"}} 1.0' in text
-    gpus.deliver(again)
+    again.on_transition(
+        Transition(
+            "gpu.2.xid",
+            dict(xid.labels),
+            State.HEALTHY,
+            State.UNHEALTHY,
+            xid.reason,
+            xid.suggested_action,
+            time.time(),
+        )
+    )  # the XID seen again
     second = wait_for(lambda: outcomes(Path(cfg.audit_log))[seen:], what="an outcome after the restart")[0]
     assert (second["result"], second["reason"]) == ("skipped", f"GPU 2 ({uuids['2']}) is already quarantined")
 
@@ -147,12 +156,11 @@ def test_on_a_one_gpu_node_the_last_gpu_is_never_quarantined(tmp_path: Path, eng
     worker.env_file.write_text("GPUWARDEN_MEMORY_FRACTION=0.9\n")
     gpus = Node(1, xid_gpu=0)
     cfg = settings(tmp_path, worker, gpu_quarantine=quarantine_settings(tmp_path, worker))
-    engine = Engine(cfg, health=gpus.state, inventory=gpus.inventory)
+    engine = gpus.subscribe(Engine(cfg, health=gpus.state, inventory=gpus.inventory))
     engines.append(engine.start())
     wait_for(lambda: worker.infer() == 200, what="the worker serves")
     before = pid(engine)
-    gpus.collect_until_unhealthy("gpu0.xid")
-    gpus.deliver(engine)
+    gpus.collect_until_unhealthy("gpu.0.xid")
     outcome = wait_for(lambda: outcomes(Path(cfg.audit_log)), what="an outcome")[0]
     assert outcome["result"] == "refused"
     assert "would leave 0 GPU(s), minimum 1" in outcome["reason"]

@@ -12,12 +12,12 @@ from collections.abc import Callable
 import pytest
 
 from gpuwarden import config as configmod
-from gpuwarden.agent.registry import REGISTRY, CollectorContext
+from gpuwarden.agent.context import collector_context
+from gpuwarden.agent.registry import REGISTRY
 from gpuwarden.collectors.zookeeper.collector import check
 from gpuwarden.collectors.zookeeper.parse import Mode
 from gpuwarden.collectors.zookeeper.verdict import EnsembleVerdict, Verdict
 from gpuwarden.health import State
-from gpuwarden.paths import Paths
 from tests.golden import split
 from tests.integration.zk_ensemble import Ensemble
 
@@ -47,7 +47,7 @@ def test_the_registered_collector_reports_a_healthy_ensemble_as_quorum_ok(zk_ens
         {"collectors": {"zookeeper": {"enabled": True, "ensemble": "test", "servers": zk_ensemble.addresses}}}
     )
     spec = REGISTRY["zookeeper"]
-    ctx = CollectorContext(paths=Paths(), log=logging.getLogger("test"), config=cfg)
+    ctx = collector_context(cfg, logging.getLogger("test"))
     collector = spec.factory(cfg.collector_settings("zookeeper"), ctx)
     metrics, health = split(collector.collect())
     samples = {(s.name, s.labels.get("server", "")): s.value for m in metrics for s in m.samples}

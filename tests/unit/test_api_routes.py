@@ -14,7 +14,9 @@ from gpuwarden.agent.http import Router
 from gpuwarden.agent.server import HTTPServer
 from gpuwarden.config import TLSSettings, from_mapping
 from gpuwarden.remediations.engine import Engine
-from tests.unit.api_support import READ, api, auth, engine, serving, wait_outcome, webhook
+from gpuwarden.remediations.request import Request
+from gpuwarden.remediations.triggers import Alert
+from tests.unit.api_support import ALERTNAME, READ, api, auth, engine, serving, wait_outcome, webhook
 
 Served = tuple[str, Engine]
 
@@ -210,3 +212,14 @@ def test_without_the_engine_the_api_says_remediation_is_off(tmp_path: Path) -> N
         assert requests.get(f"{url}/v1/runs", headers=auth()).json()["runs"] == []
         alert = requests.post(f"{url}/v1/alerts", json=webhook(), headers=auth())
         assert alert.status_code == 200 and alert.json()["alerts"][0]["outcome"] == "ignored"
+
+
+def test_an_alert_refused_for_a_full_queue_is_taken_when_alertmanager_redelivers_it(tmp_path: Path) -> None:
+    eng = engine(tmp_path, queue_size=1)  # not started: what is queued stays queued
+    assert eng.submit(Request(playbook="memory_fraction", source="manual", actor="t", reason="fill")).accepted
+    alert = Alert(ALERTNAME, "firing", "fp-1", "2026-12-01T00:00:00Z")
+    (first,) = eng.alert(alert)
+    assert not first.accepted and "queue full" in first.reason
+    (retry,) = eng.alert(alert)  # Alertmanager retries a failed notification: not a duplicate
+    assert not retry.accepted and "queue full" in retry.reason
+    eng.stop()

@@ -89,6 +89,10 @@ TABLE: list[tuple[str, int, str]] = [
     ("run abc --token-file {dir}/none", EX_CONFIG, "--token-file: {dir}/none: No such file"),
     ("pause --playbook worker_restart", EX_USAGE, "the following arguments are required: --reason"),
     ("resume --reason r --config {dup}", EX_CONFIG, "duplicate key"),
+    ("quarantine", EX_USAGE, "the following arguments are required"),
+    ("quarantine release", EX_USAGE, "the following arguments are required: uuid"),
+    ("quarantine list --config {dup}", EX_CONFIG, "duplicate key"),
+    ("quarantine release GPU-0", 1, "GPU-0 is not quarantined (quarantined: none)"),
 ]
 
 

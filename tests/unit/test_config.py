@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from gpuwarden import cli, config
+from gpuwarden.address import parse_listen
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -149,4 +150,4 @@ def test_the_agent_refuses_to_start_on_a_bad_config(
     [("127.0.0.1:9837", ("127.0.0.1", 9837)), ("[::1]:0", ("::1", 0)), ("localhost:80", ("localhost", 80))],
 )
 def test_listen_addresses_parse_to_host_and_port(listen: str, expected: tuple[str, int]) -> None:
-    assert config.parse_listen(listen) == expected
+    assert parse_listen(listen) == expected

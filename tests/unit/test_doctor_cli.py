@@ -6,18 +6,20 @@ import hashlib
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from gpuwarden.agent.context import doctor_inputs
 from gpuwarden.cli import main
 from gpuwarden.collectors.doctor.findings import Status, exit_code
 from gpuwarden.collectors.doctor.run import DoctorInputs, run_checks
 from gpuwarden.config import from_mapping
+from gpuwarden.modelfiles import verify_manifest
 from gpuwarden.paths import Paths
-from gpuwarden.readers.checksum import verify
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "doctor"
 
@@ -170,9 +172,9 @@ def test_the_checksum_progress_bar_draws_only_when_asked(
 ) -> None:
     (tmp_path / "w.bin").write_bytes(b"x" * 4096)
     (tmp_path / "SUMS").write_text(f"{hashlib.sha256(b'x' * 4096).hexdigest()}  w.bin\n")
-    verify(str(tmp_path / "SUMS"), show_progress=False)
+    verify_manifest(str(tmp_path / "SUMS"), show_progress=False)
     assert capsys.readouterr().err == ""
-    verify(str(tmp_path / "SUMS"), show_progress=True)
+    verify_manifest(str(tmp_path / "SUMS"), show_progress=True)
     assert "checksums" in capsys.readouterr().err
 
 
@@ -196,7 +198,7 @@ def test_the_gpu_count_and_volumes_come_from_the_gpu_and_node_sections(tmp_path:
             }
         }
     )
-    inputs = DoctorInputs.from_config(config, Paths(rootfs=str(root / "rootfs")), versions=dict)
+    inputs = replace(doctor_inputs(config, versions=dict), paths=Paths(rootfs=str(root / "rootfs")))
     assert inputs.expected_gpus == 8 and [v.path for v in inputs.volumes] == ["/models"]
     rows = {f.check: f for f in run_checks(inputs, nvml="skipped: no NVIDIA driver")}
     assert rows["disk_space:/models"].status == Status.FAIL

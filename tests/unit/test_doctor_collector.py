@@ -7,12 +7,14 @@ import logging
 import shutil
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gpuwarden.agent.registry import REGISTRY, CollectorContext, build
+from gpuwarden.agent.context import build_collector, collector_context
+from gpuwarden.agent.registry import REGISTRY
 from gpuwarden.catalog import catalog_names
 from gpuwarden.collectors.doctor import collector as doctor
 from gpuwarden.collectors.doctor.findings import Finding, Status
@@ -47,7 +49,7 @@ def status_of(metrics: list[Any]) -> dict[str, str]:
 
 def test_the_registered_doctor_turns_failing_checks_into_degraded_health_with_their_fix() -> None:
     cfg = config(checksum_manifest="/models/llama-3-70b/SHA256SUMS")
-    collector = build("doctor", cfg, logging.getLogger("t"))
+    collector = build_collector("doctor", cfg, logging.getLogger("t"))
     try:
         metrics, health = split(collector.collect())
     finally:
@@ -128,7 +130,7 @@ def test_the_doctor_is_a_collector_of_its_own_every_five_minutes_and_the_node_co
 ):
     cfg = AgentConfig()
     assert "doctor" in REGISTRY and cfg.collector_settings("doctor").interval == 300
-    node = build("node", config(), logging.getLogger("t"))
+    node = build_collector("node", config(), logging.getLogger("t"))
     metrics, _ = split(node.collect())
     assert not [m for m in metrics if m.name.startswith("gpuwarden_doctor")]
 
@@ -139,7 +141,9 @@ def test_a_hung_driver_costs_the_doctor_its_gpu_rows_not_its_run() -> None:
     cfg = from_mapping({"collectors": {"gpu": {"expected_gpus": 1}, "doctor": {"timeout": 0.4}}})
     paths = Paths(procfs=str(BAD / "proc"), sysfs=str(BAD / "sys"))
     collector = doctor.DoctorCollector(
-        cfg.collector_settings("doctor"), CollectorContext(paths, logging.getLogger("t"), cfg), nvml=backend
+        cfg.collector_settings("doctor"),
+        replace(collector_context(cfg, logging.getLogger("t")), paths=paths),
+        nvml=backend,
     )
     try:
         start = time.monotonic()
@@ -157,7 +161,7 @@ def test_a_hung_driver_costs_the_doctor_its_gpu_rows_not_its_run() -> None:
 @pytest.mark.integration
 def test_promtool_finds_nothing_to_lint_in_the_network_and_doctor_expositions() -> None:
     assert shutil.which("promtool"), "promtool is missing: `make test` installs Debian's prometheus package"
-    collector = build("doctor", config(), logging.getLogger("t"))
+    collector = build_collector("doctor", config(), logging.getLogger("t"))
     try:
         doctor_text = exposition(split(collector.collect())[0])
     finally:

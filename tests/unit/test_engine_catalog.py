@@ -21,7 +21,6 @@ from gpuwarden.collectors.engine.collector import EngineCollector
 from gpuwarden.collectors.engine.kernel_latency import LaunchSample
 from gpuwarden.collectors.engine.settings import EngineSettings
 from gpuwarden.collectors.engine.tensorrt_backend import classify_deserialize_failure
-from gpuwarden.config import AgentConfig
 from gpuwarden.health import HealthResult, State
 from gpuwarden.paths import Paths
 from gpuwarden.worker import model
@@ -56,7 +55,7 @@ def test_a_full_probe_emits_exactly_the_catalog(tmp_path: Path) -> None:
         }
     )
     timer = RecordedLaunchTimer(FIXTURES / "h200-kernel-launch.json")
-    ctx = CollectorContext(Paths(), logging.getLogger("test.engine"), AgentConfig())
+    ctx = CollectorContext(Paths(), logging.getLogger("test.engine"))
     collector = EngineCollector(settings, ctx, kernel=timer)
     metrics, health = split(collector.collect())
     emitted = {s.name for m in metrics for s in m.samples}

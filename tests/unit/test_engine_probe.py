@@ -15,17 +15,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gpuwarden import modelfiles
 from gpuwarden.agent.registry import CollectorContext
 from gpuwarden.collectors.engine.collector import EngineCollector
 from gpuwarden.collectors.engine.files import ModelFiles
 from gpuwarden.collectors.engine.probe import REASONS, ProbeFailure, compare
 from gpuwarden.collectors.engine.settings import EngineSettings
 from gpuwarden.collectors.engine.tensorrt_backend import load_module
-from gpuwarden.config import AgentConfig, ConfigError, from_mapping
+from gpuwarden.config import ConfigError, from_mapping
 from gpuwarden.health import Action, HealthResult, State
+from gpuwarden.modelfiles import Canary, ManifestError, Tensor
 from gpuwarden.paths import Paths
-from gpuwarden.worker import manifest, model
-from gpuwarden.worker.manifest import Canary, ManifestError, Tensor
+from gpuwarden.worker import model
 
 CANARY = Canary(
     model="m",
@@ -75,14 +76,15 @@ def test_probe_failure_reasons_are_a_closed_set() -> None:
 def test_manifest_reads_sha256sum_text_and_binary_mode_lines(tmp_path: Path) -> None:
     digest = "a" * 64
     (tmp_path / "SHA256SUMS").write_text(f"{digest}  model.onnx\n{digest.upper()} *model.plan\n\n")
-    assert manifest.read_manifest(str(tmp_path)) == {"model.onnx": digest, "model.plan": digest}
+    entries = modelfiles.read_manifest(str(tmp_path / "SHA256SUMS"))
+    assert {e.path: e.digest for e in entries} == {"model.onnx": digest, "model.plan": digest}
 
 
 @pytest.mark.parametrize("text", ["abc  model.onnx\n", f"{'a' * 64}  ../etc/passwd\n", "\n"])
 def test_malformed_manifest_is_refused(tmp_path: Path, text: str) -> None:
     (tmp_path / "SHA256SUMS").write_text(text)
     with pytest.raises(ManifestError):
-        manifest.read_manifest(str(tmp_path))
+        modelfiles.read_manifest(str(tmp_path / "SHA256SUMS"))
 
 
 def test_canary_whose_data_does_not_fill_its_shape_is_refused(tmp_path: Path) -> None:
@@ -92,14 +94,14 @@ def test_canary_whose_data_does_not_fill_its_shape_is_refused(tmp_path: Path) ->
     }
     (tmp_path / "canary.json").write_text(json.dumps(bad))
     with pytest.raises(ManifestError, match=r"has shape \[2, 2\] but 3 values"):
-        manifest.load_canary(str(tmp_path / "canary.json"))
+        modelfiles.load_canary(str(tmp_path / "canary.json"))
 
 
 def test_generated_golden_output_is_the_numpy_forward_pass_of_the_weights(tmp_path: Path) -> None:
     import numpy as np
 
     model.generate(str(tmp_path))
-    canary = manifest.load_canary(str(tmp_path / "canary.json"))
+    canary = modelfiles.load_canary(str(tmp_path / "canary.json"))
     w = model.weights(model.DEFAULT_SEED)
     x = np.array(canary.inputs[0].data).reshape(canary.inputs[0].shape)
     hidden = np.maximum(x @ w["W1"].astype(float) + w["b1"], 0)
@@ -167,7 +169,7 @@ def test_without_any_tensorrt_module_the_reason_lists_what_was_tried() -> None:
 
 
 def collector(settings: dict[str, object]) -> EngineCollector:
-    ctx = CollectorContext(Paths(), logging.getLogger("test.engine"), AgentConfig())
+    ctx = CollectorContext(Paths(), logging.getLogger("test.engine"))
     return EngineCollector(EngineSettings.model_validate({"enabled": True, **settings}), ctx)
 
 

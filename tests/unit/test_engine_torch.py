@@ -18,13 +18,14 @@ import pytest
 torch = pytest.importorskip("torch", reason="the torch extra is not installed (make test installs it)")
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
+from gpuwarden import modelfiles  # noqa: E402
 from gpuwarden.agent.registry import CollectorContext  # noqa: E402
 from gpuwarden.collectors.engine.collector import EngineCollector  # noqa: E402
 from gpuwarden.collectors.engine.settings import EngineSettings  # noqa: E402
 from gpuwarden.config import AgentConfig, ConfigError, from_mapping  # noqa: E402
 from gpuwarden.health import Action, HealthResult, State  # noqa: E402
 from gpuwarden.paths import Paths  # noqa: E402
-from gpuwarden.worker import manifest, model  # noqa: E402
+from gpuwarden.worker import model  # noqa: E402
 
 CUDA = torch.cuda.is_available()
 
@@ -47,7 +48,7 @@ def probe(c: EngineCollector) -> HealthResult:
 
 
 def resign(model_dir: Path) -> None:
-    manifest.write_manifest(str(model_dir), [model.MODEL_FILE, model.TORCH_FILE, manifest.CANARY])
+    modelfiles.write_manifest(str(model_dir), [model.MODEL_FILE, model.TORCH_FILE, modelfiles.CANARY])
 
 
 def test_the_canary_run_by_torch_matches_the_golden_output(model_dir: Path) -> None:

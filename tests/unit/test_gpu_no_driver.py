@@ -12,7 +12,6 @@ import pytest
 
 from gpuwarden.agent.registry import CollectorContext
 from gpuwarden.collectors.gpu import GpuCollector, GpuSettings
-from gpuwarden.config import AgentConfig
 from gpuwarden.health import State
 from gpuwarden.paths import Paths
 from tests.fixtures.nvml.support import health
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_without_a_driver_the_real_backend_reports_unsupported_and_keeps_answering(tmp_path: Path) -> None:
-    ctx = CollectorContext(Paths(devfs=str(tmp_path)), logging.getLogger("test"), AgentConfig())
+    ctx = CollectorContext(Paths(devfs=str(tmp_path)), logging.getLogger("test"))
     c = GpuCollector(GpuSettings(), ctx)  # the real nvidia-ml-py backend
     try:
         for _ in range(2):  # init is retried each cycle and fails the same clear way

@@ -86,9 +86,7 @@ def target() -> Iterator[Target]:
 
 def make(url: str, clock: Clock, **settings: Any) -> InferenceCollector:
     s = InferenceSettings.model_validate({"enabled": True, "url": url, **settings})
-    ctx = CollectorContext(
-        paths=AgentConfig().paths.paths(), log=logging.getLogger("test"), config=AgentConfig()
-    )
+    ctx = CollectorContext(paths=AgentConfig().paths.paths(), log=logging.getLogger("test"))
     return InferenceCollector(s, ctx, clock=clock)
 
 

@@ -28,9 +28,7 @@ def target() -> Iterator[HostileTarget]:
 
 def scrape(url: str, **settings: Any) -> tuple[dict[str, float], HealthResult]:
     s = InferenceSettings.model_validate({"enabled": True, "url": url, **settings})
-    ctx = CollectorContext(
-        paths=AgentConfig().paths.paths(), log=logging.getLogger("t"), config=AgentConfig()
-    )
+    ctx = CollectorContext(paths=AgentConfig().paths.paths(), log=logging.getLogger("t"))
     metrics, health = split(InferenceCollector(s, ctx).collect())
     values = {sample.name: sample.value for family in metrics for sample in family.samples}
     (result,) = [h for h in health if h.component == "inference.target"]

@@ -37,7 +37,7 @@ class FakeClock:
 def make_collector(root: Path, **settings: Any) -> NetworkCollector:
     cfg = from_mapping({"collectors": {"network": settings}})
     paths = Paths(procfs=str(root / "proc"), sysfs=str(root / "sys"))
-    ctx = CollectorContext(paths=paths, log=logging.getLogger("test"), config=cfg)
+    ctx = CollectorContext(paths=paths, log=logging.getLogger("test"))
     return NetworkCollector(cfg.collector_settings("network"), ctx, clock=FakeClock())
 
 

@@ -40,7 +40,7 @@ def collector_for(peers: list[dict[str, Any]], tmp_path: Any, **settings: Any) -
     cfg = from_mapping({"collectors": {"network": {"peers": peers, **settings}}})
     paths = Paths(procfs=str(tmp_path), sysfs=str(tmp_path))  # no interfaces: only the peers speak
     return NetworkCollector(
-        cfg.collector_settings("network"), CollectorContext(paths, logging.getLogger("t"), cfg)
+        cfg.collector_settings("network"), CollectorContext(paths, logging.getLogger("t"))
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuwarden.agent.registry import build
+from gpuwarden.agent.context import build_collector
 from gpuwarden.catalog import catalog_names
 from gpuwarden.collectors import node
 from gpuwarden.config import AgentConfig
@@ -27,7 +27,7 @@ def make(case: str, **settings: object) -> node.NodeCollector:
             "collectors": {"node": settings},
         }
     )
-    collector = build("node", config, logging.getLogger("test"))
+    collector = build_collector("node", config, logging.getLogger("test"))
     assert isinstance(collector, node.NodeCollector)
     return collector
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuwarden.agent.registry import build
+from gpuwarden.agent.context import build_collector
 from gpuwarden.config import AgentConfig
 from gpuwarden.health import HealthResult, State
 from tests.golden import exposition, split
@@ -24,7 +24,7 @@ def collect(directory: Path) -> tuple[str, list[HealthResult]]:
     config = AgentConfig.model_validate(
         {"collectors": {"textfile": {"enabled": True, "directory": str(directory)}}}
     )
-    metrics, health = split(build("textfile", config, logging.getLogger("t")).collect())
+    metrics, health = split(build_collector("textfile", config, logging.getLogger("t")).collect())
     return exposition(metrics), health
 
 
@@ -127,6 +127,18 @@ def test_a_bad_file_is_skipped_with_its_reason_and_the_others_are_kept(tmp_path:
     assert f'gpuwarden_textfile_file_error{{file="bad.prom",reason="{reason}"}} 1.0' in text
     assert 'inference_model_info{model="deepseek-v3",revision="a1b2c3"} 1.0' in text
     assert health[0].state == State.DEGRADED and "bad.prom" in health[0].reason
+    assert promtool_parse_errors(text) == ""
+
+
+@pytest.mark.parametrize("bound", [" 1", "1_0", "0x1p3", "nan"])
+def test_a_bucket_bound_python_reads_but_prometheus_does_not_fails_its_file(
+    tmp_path: Path, bound: str
+) -> None:
+    # Found by the fuzz test: float(" 1") is 1.0 in Python, while promtool rejects le=" 1" and the whole page.
+    text_in = f'# TYPE d histogram\nd_bucket{{le="{bound}"}} 1\nd_bucket{{le="+Inf"}} 1\nd_sum 1\nd_count 1\n'
+    (tmp_path / "bad.prom").write_text(text_in)
+    text, _ = collect(tmp_path)
+    assert 'gpuwarden_textfile_file_error{file="bad.prom",reason="invalid_label"} 1.0' in text
     assert promtool_parse_errors(text) == ""
 
 

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
+from gpuwarden.agent.context import build_collector
 from gpuwarden.agent.health_store import HealthStore
-from gpuwarden.agent.registry import build
 from gpuwarden.agent.runner import Runner
 from gpuwarden.config import AgentConfig
 
@@ -201,7 +201,7 @@ def test_no_textfile_can_spoil_the_agents_page(tmp_path: Path) -> None:
     log = logging.getLogger("fuzz")
     runner = Runner(HealthStore(), log)
     runner.set_collectors(
-        {"textfile": (build("textfile", config, log), config.collector_settings("textfile"))}
+        {"textfile": (build_collector("textfile", config, log), config.collector_settings("textfile"))}
     )
     pages: list[tuple[str, dict[str, bytes]]] = []
 

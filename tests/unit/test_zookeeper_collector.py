@@ -14,6 +14,7 @@ import pytest
 from prometheus_client.core import Metric
 
 from gpuwarden import config as configmod
+from gpuwarden.agent.context import collector_context
 from gpuwarden.agent.registry import CollectorContext
 from gpuwarden.catalog import catalog_names
 from gpuwarden.collectors.zookeeper import collector as zk
@@ -22,7 +23,6 @@ from gpuwarden.collectors.zookeeper.probe import four_letter, probe_server
 from gpuwarden.collectors.zookeeper.verdict import judge
 from gpuwarden.config import AgentConfig
 from gpuwarden.health import Action, HealthResult, State
-from gpuwarden.paths import Paths
 from tests.fixtures.zookeeper.support import FIXTURES, recorded
 from tests.golden import assert_golden, exposition, split
 
@@ -94,7 +94,7 @@ def test_an_unknown_verdict_exports_no_quorum_ok_rather_than_a_zero() -> None:
 
 
 def ctx(cfg: AgentConfig) -> CollectorContext:
-    return CollectorContext(paths=Paths(), log=logging.getLogger("test"), config=cfg)
+    return collector_context(cfg, logging.getLogger("test"))
 
 
 def test_without_servers_the_collector_checks_the_fleet_ensemble() -> None:

@@ -21,6 +21,7 @@ from gpuwarden.agent.registry import CollectorContext, Item, register
 from gpuwarden.catalog import Families, MetricSpec
 from gpuwarden.collectors.doctor.findings import Finding, Status
 from gpuwarden.collectors.doctor.gpu import NvmlFacts, read_nvml
+from gpuwarden.collectors.doctor.host import Volume
 from gpuwarden.collectors.doctor.run import DoctorInputs, run_checks
 from gpuwarden.collectors.doctor.settings import DoctorSettings
 from gpuwarden.collectors.gpu.backend import Backend
@@ -77,7 +78,17 @@ def finding_health(f: Finding) -> HealthResult | None:
 class DoctorCollector:
     def __init__(self, settings: DoctorSettings, ctx: CollectorContext, nvml: Backend | None = None) -> None:
         """`nvml`: the NVML backend to ask (a `ReplayBackend` in tests); by default the real driver."""
-        self.inputs = DoctorInputs.from_config(ctx.config, ctx.paths, checksums=False, nvml=nvml)
+        expected = ctx.expected
+        self.inputs = DoctorInputs(
+            settings=settings,
+            paths=ctx.paths,
+            expected_interfaces=expected.interfaces,
+            expected_ib_ports=expected.ib_ports,
+            expected_gpus=expected.gpus,
+            volumes=tuple(Volume(path, min_free) for path, min_free in expected.volumes),
+            nvml=nvml,
+            checksums=False,
+        )
         # A driver stuck in D state never returns from NVML: ask on an NVML thread under half the
         # collector's deadline, so a hang costs the GPU rows (skipped, with the reason) and not the run.
         self.nvml_deadline = settings.timeout / 2

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from gpuwarden.collectors.doctor import host, stack
 from gpuwarden.collectors.doctor.findings import Finding, Status, failed, passed, skipped
@@ -13,12 +12,9 @@ from gpuwarden.collectors.doctor.host import Volume
 from gpuwarden.collectors.doctor.settings import DoctorSettings
 from gpuwarden.collectors.doctor.software import detect_versions
 from gpuwarden.collectors.gpu.backend import Backend
+from gpuwarden.modelfiles import ManifestError, verify_manifest
 from gpuwarden.paths import Paths
-from gpuwarden.readers.checksum import ManifestError, verify
 from gpuwarden.readers.host import read_meminfo
-
-if TYPE_CHECKING:
-    from gpuwarden.config import AgentConfig
 
 
 @dataclass(frozen=True)
@@ -33,23 +29,6 @@ class DoctorInputs:
     versions: Callable[[], dict[str, str | None]] = detect_versions
     checksums: bool = True  # the agent's runs skip them: hashing 100 GB every few minutes is no probe
     progress: bool = False
-
-    @classmethod
-    def from_config(cls, config: AgentConfig, paths: Paths, **options: Any) -> DoctorInputs:
-        """`collectors.doctor` plus the facts other sections own: the GPU count (`collectors.gpu`), the
-        free space each volume must keep (`collectors.node.disk_paths`) and the links that must be up
-        (`collectors.network`)."""
-        network = config.collector_settings("network")
-        node = config.collector_settings("node")
-        return cls(
-            settings=config.collector_settings("doctor"),
-            paths=paths,
-            expected_interfaces=tuple(network.expected_interfaces),
-            expected_ib_ports=network.infiniband_expected_active_ports,
-            expected_gpus=config.collector_settings("gpu").expected_gpus,
-            volumes=tuple(Volume(d.path, int(d.min_free)) for d in node.disk_paths if d.min_free is not None),
-            **options,
-        )
 
 
 def _guard(name: str, check: Callable[[], Finding | list[Finding]]) -> list[Finding]:
@@ -68,7 +47,7 @@ def check_checksums(inputs: DoctorInputs) -> Finding:
         return skipped("model_checksums", "not run here (run gpuwarden doctor)")
     path = inputs.paths.root(manifest)
     try:
-        count, problems = verify(path, show_progress=inputs.progress)
+        count, problems = verify_manifest(path, show_progress=inputs.progress)
     except ManifestError as err:
         return failed(
             "model_checksums", f"manifest {manifest}: {err}", "regenerate it: sha256sum * > manifest"

@@ -13,7 +13,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 from pydantic import ByteSize, Field, field_validator
 
-from gpuwarden.agent.registry import CollectorSettings, StrictModel
+from gpuwarden.agent.registry import CollectorSettings
+from gpuwarden.config_base import StrictModel
 
 ThpMode = Literal["always", "madvise", "never"]
 

@@ -29,7 +29,7 @@ from gpuwarden.collectors.engine.kernel_latency import (
 from gpuwarden.collectors.engine.probe import REASONS, Backend, ProbeFailure, compare
 from gpuwarden.collectors.engine.settings import EngineSettings
 from gpuwarden.health import Action, HealthResult, State
-from gpuwarden.worker.manifest import CANARY, Canary
+from gpuwarden.modelfiles import CANARY, Canary
 
 
 def make_backend(settings: EngineSettings, model_dir: str) -> Backend:

@@ -1,62 +1,29 @@
-"""Model files verified against SHA256SUMS before they are loaded, and re-verified when they change.
-
-Hashing a multi-gigabyte plan every 30 seconds would cost more than the probe, so the files are hashed on
-first use and again only when a file's size, mtime or inode changes (a redeploy, a partial copy, an
-editor); the stat() per probe is microseconds.
-"""
+"""The engine probe's model files: gpuwarden.modelfiles' stamped, verified files, with its errors said in
+the probe's failure reasons (a bounded label value and the sentence on-call reads)."""
 
 from __future__ import annotations
 
-import os
-
+from gpuwarden import modelfiles
 from gpuwarden.collectors.engine.probe import ProbeFailure
-from gpuwarden.worker import manifest
-from gpuwarden.worker.manifest import Canary, ManifestError
+from gpuwarden.modelfiles import Canary, ManifestError, StampedFiles
 
-Stamp = tuple[int, int, int]  # (st_ino, st_size, st_mtime_ns)
+PLAN_SUFFIXES = (".plan", ".engine")  # a serialized TensorRT engine
 
 
-class ModelFiles:
-    def __init__(self, directory: str, names: list[str], verify: bool) -> None:
-        self.directory = directory
-        self.names = names
-        self.verify = verify
-        self._stamps: dict[str, Stamp] | None = None
-
-    def path(self, name: str) -> str:
-        return os.path.join(self.directory, name)
-
-    def _stamp_all(self) -> dict[str, Stamp]:
-        stamps: dict[str, Stamp] = {}
-        for name in [*self.names, manifest.MANIFEST] if self.verify else self.names:
-            try:
-                st = os.stat(self.path(name))
-            except FileNotFoundError:
-                reason = "missing_plan" if name.endswith((".plan", ".engine")) else "model_invalid"
-                raise ProbeFailure(reason, f"{self.path(name)} does not exist") from None
-            except OSError as err:
-                raise ProbeFailure(
-                    "model_invalid", f"cannot stat {self.path(name)}: {err.strerror}"
-                ) from None
-            stamps[name] = (st.st_ino, st.st_size, st.st_mtime_ns)
-        return stamps
-
+class ModelFiles(StampedFiles):
     def refresh(self) -> bool:
         """True when the files are new or changed (and now verified); ProbeFailure when they are bad."""
-        stamps = self._stamp_all()
-        if stamps == self._stamps:
-            return False
-        self._stamps = None  # a failed verification is retried on the next probe, not remembered as good
-        if self.verify:
-            try:
-                manifest.verify(self.directory, self.names)
-            except ManifestError as err:
-                raise ProbeFailure("checksum_mismatch", f"{self.directory}: {err}") from None
-        self._stamps = stamps
-        return True
+        try:
+            return super().refresh()
+        except ManifestError as err:
+            if err.kind == "missing" and (err.file or "").endswith(PLAN_SUFFIXES):
+                raise ProbeFailure("missing_plan", str(err)) from None
+            if err.kind in ("missing", "unreadable"):
+                raise ProbeFailure("model_invalid", str(err)) from None
+            raise ProbeFailure("checksum_mismatch", f"{self.directory}: {err}") from None
 
     def load_canary(self) -> Canary:
         try:
-            return manifest.load_canary(self.path(manifest.CANARY))
+            return modelfiles.load_canary(self.path(modelfiles.CANARY))
         except ManifestError as err:
             raise ProbeFailure("model_invalid", str(err)) from None

@@ -18,7 +18,7 @@ from gpuwarden.collectors.engine.probe import Outputs, ProbeFailure
 from gpuwarden.collectors.engine.settings import HttpProbeSettings
 from gpuwarden.httpread import Limits, ReadError, Reply
 from gpuwarden.httpread import request as bounded_request
-from gpuwarden.worker.manifest import Canary
+from gpuwarden.modelfiles import Canary
 
 # ReadError kinds → probe failure kinds. A body past the cap or broken HTTP is an answer of the wrong
 # shape; a redirect elsewhere means the URL does not point at the engine.

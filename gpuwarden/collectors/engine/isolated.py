@@ -16,7 +16,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from gpuwarden.collectors.engine.probe import Backend, Outputs, ProbeFailure
-from gpuwarden.worker.manifest import Canary
+from gpuwarden.modelfiles import Canary
 
 
 def in_process(kind: str, settings: Any, model_dir: str) -> Backend:

@@ -12,7 +12,7 @@ from typing import Any
 
 from gpuwarden.collectors.engine.probe import Outputs, ProbeFailure
 from gpuwarden.collectors.engine.settings import OnnxProbeSettings
-from gpuwarden.worker.manifest import Canary
+from gpuwarden.modelfiles import Canary
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 

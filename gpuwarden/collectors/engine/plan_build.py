@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from gpuwarden import modelfiles
 from gpuwarden.collectors.engine.probe import ProbeFailure
-from gpuwarden.worker import manifest
-from gpuwarden.worker.manifest import Canary
+from gpuwarden.modelfiles import Canary
 
 
 def cache_path(cache_dir: str, onnx_sha256: str, version: str, compute_capability: str) -> str:
@@ -44,7 +44,7 @@ def cached_plan(
     trt: Any, logger: Any, onnx_path: str, canary: Canary, cache_dir: str, version: str, cc: str
 ) -> bytes:
     try:
-        path = cache_path(cache_dir, manifest.sha256_file(onnx_path), version, cc)
+        path = cache_path(cache_dir, modelfiles.sha256_file(onnx_path), version, cc)
     except OSError as err:
         raise ProbeFailure("model_invalid", f"cannot read {onnx_path}: {err.strerror}") from None
     if os.path.exists(path):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gpuwarden.health import Action
-from gpuwarden.worker.manifest import Canary
+from gpuwarden.modelfiles import Canary
 
 # reason → (permanent?, suggested action). A permanent failure is a deployment problem that retrying will
 # not fix (bad checksum, missing module, a plan for another GPU): UNHEALTHY at once. The others are what a

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from gpuwarden.agent.registry import CollectorSettings, StrictModel
+from gpuwarden.agent.registry import CollectorSettings
+from gpuwarden.config_base import StrictModel
 
 
 class HttpProbeSettings(StrictModel):

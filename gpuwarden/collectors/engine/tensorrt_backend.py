@@ -21,7 +21,7 @@ from gpuwarden.collectors.engine import plan_build
 from gpuwarden.collectors.engine.cuda_driver import CudaUnavailable, Driver
 from gpuwarden.collectors.engine.probe import Outputs, ProbeFailure
 from gpuwarden.collectors.engine.settings import TensorRTProbeSettings
-from gpuwarden.worker.manifest import Canary
+from gpuwarden.modelfiles import Canary
 
 MODULES = {"tensorrt": ("tensorrt",), "tensorrt_lean": ("tensorrt_lean_bindings", "tensorrt_lean")}
 # TensorRT's own wording for a plan made for another device, platform or release (nvinfer's

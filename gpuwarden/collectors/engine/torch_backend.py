@@ -19,7 +19,7 @@ from typing import Any
 
 from gpuwarden.collectors.engine.probe import Outputs, ProbeFailure
 from gpuwarden.collectors.engine.settings import TorchProbeSettings
-from gpuwarden.worker.manifest import Canary
+from gpuwarden.modelfiles import Canary
 
 ARCHITECTURE_KEY, ARCHITECTURE = "gpuwarden.architecture", "mlp-relu"
 LAYER = re.compile(r"([Wb])(\d+)")

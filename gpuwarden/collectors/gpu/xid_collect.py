@@ -7,19 +7,27 @@ the XID that explains why (79, 119 and 120 often come with a hang).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from gpuwarden.catalog import Families
 from gpuwarden.collectors.gpu.backend import XidEvent
 from gpuwarden.collectors.gpu.checks import gpu_labels
-from gpuwarden.collectors.gpu.kmsg import parse_line, pci_key
+from gpuwarden.collectors.gpu.events import XidWatcher
+from gpuwarden.collectors.gpu.kmsg import KmsgReader, parse_line, pci_key
+from gpuwarden.collectors.gpu.xid import XidLedger
 from gpuwarden.health import HealthResult
 
-if TYPE_CHECKING:
-    from gpuwarden.collectors.gpu.collector import GpuCollector
+
+class XidSources(Protocol):
+    """What this reads of the GPU collector, named here so the two modules do not import each other."""
+
+    watcher: XidWatcher | None
+    kmsg: KmsgReader | None
+    identity: dict[int, tuple[str, str]]  # index → (uuid, pci bus id)
+    xids: XidLedger
 
 
-def collect_xids(c: GpuCollector, fams: Families, results: list[HealthResult], now: float) -> None:
+def collect_xids(c: XidSources, fams: Families, results: list[HealthResult], now: float) -> None:
     events: list[tuple[XidEvent, str, str, str]] = []  # (event, gpu, GPU instance, message)
     if c.watcher is not None:
         fams.add("gpuwarden_gpu_xid_source_up", c.watcher.running, source="nvml")

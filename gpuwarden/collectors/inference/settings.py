@@ -12,7 +12,8 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from gpuwarden.agent.registry import CollectorSettings, StrictModel
+from gpuwarden.agent.registry import CollectorSettings
+from gpuwarden.config_base import StrictModel
 
 ProfileName = Literal["vllm", "triton", "sglang", "tgi", "generic"]
 

@@ -6,7 +6,8 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
-from gpuwarden.agent.registry import CollectorSettings, StrictModel
+from gpuwarden.agent.registry import CollectorSettings
+from gpuwarden.config_base import StrictModel
 
 # Sub-millisecond buckets for peers in one rack, up to a second for a peer across a WAN or a SYN retry.
 DEFAULT_RTT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)

@@ -14,7 +14,6 @@ rejects the file that comes later in name order.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 
@@ -166,11 +165,13 @@ def _check_labels(family: Family, sample: str, labels: dict[str, str]) -> None:
             raise Invalid("invalid_label", f"{sample}: a `{label}` label belongs only to {owner}")
 
 
+# What both Python's float() and Go's strconv.ParseFloat (Prometheus's parser) read the same way: Python
+# also takes spaces and underscores ("  1", "1_0"), which promtool rejects, so plain float() is not enough.
+_FLOAT = re.compile(r"[+-]?((\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|[iI][nN][fF]([iI][nN][iI][tT][yY])?)\Z")
+
+
 def _is_float(value: str | None) -> bool:
-    try:
-        return value is not None and not math.isnan(float(value))
-    except ValueError:
-        return False
+    return value is not None and _FLOAT.match(value) is not None
 
 
 class Served:

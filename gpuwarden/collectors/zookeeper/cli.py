@@ -12,8 +12,8 @@ import socket
 from typing import TYPE_CHECKING
 
 from gpuwarden import config as configmod
+from gpuwarden.address import parse_zookeeper
 from gpuwarden.config import AgentConfig, ConfigError
-from gpuwarden.fleet.address import split_address
 
 if TYPE_CHECKING:
     from gpuwarden.collectors.zookeeper.parse import ServerStatus
@@ -51,7 +51,7 @@ def _ensemble(args: argparse.Namespace, cfg: AgentConfig) -> tuple[list[str], li
     for flag, addresses in (("--servers", voters), ("--observers", observers)):
         for address in addresses:
             try:
-                host, port = split_address(address)
+                host, port = parse_zookeeper(address)
                 socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
             except ValueError as err:
                 problems.append(f"{flag}: {err}")

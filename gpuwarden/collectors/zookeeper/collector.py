@@ -163,7 +163,7 @@ def server_health(ensemble: str, s: ServerStatus) -> HealthResult:
 class ZookeeperCollector:
     def __init__(self, settings: ZookeeperSettings, ctx: CollectorContext) -> None:
         self.settings = settings
-        self.voters = list(settings.servers) or list(ctx.config.fleet.hosts)
+        self.voters = list(settings.servers) or list(ctx.fleet_hosts)
         if not self.voters:
             raise ValueError("collectors.zookeeper.servers is empty and fleet.hosts names no servers")
         self.observers = list(settings.observers)

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from gpuwarden.address import parse_zookeeper
 from gpuwarden.collectors.zookeeper.parse import Mode, Reply, ServerStatus, classify
-from gpuwarden.fleet.address import split_address
 
 # A 3.8 `mntr` is about 17 KB; a reply far above that is not a 4lw answer (default of max_reply_bytes).
 MAX_REPLY_BYTES = 1 << 20
@@ -26,7 +26,7 @@ def four_letter(address: str, command: str, timeout: float, max_bytes: int = MAX
     `timeout` bounds the whole exchange, so a server trickling its reply cannot hold the probe; a reply
     past `max_bytes` is a BAD_REPLY rather than a truncated answer parsed as if it were whole.
     """
-    host, port = split_address(address)
+    host, port = parse_zookeeper(address)
     deadline = time.monotonic() + timeout
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
+from gpuwarden.address import check_zookeeper
 from gpuwarden.agent.registry import CollectorSettings
-from gpuwarden.fleet.address import check_address
 
-if TYPE_CHECKING:
-    from gpuwarden.config import AgentConfig
-
-Address = Annotated[str, AfterValidator(check_address)]
+Address = Annotated[str, AfterValidator(check_zookeeper)]
 
 
 class ZookeeperSettings(CollectorSettings):
@@ -32,11 +29,6 @@ class ZookeeperSettings(CollectorSettings):
         ge=64 << 10,
         description="longest four-letter-word reply accepted; a longer one is a bad reply (bytes)",
     )
-
-    def problems(self, config: AgentConfig) -> list[str]:
-        if self.enabled and not self.servers and not config.fleet.hosts:
-            return ["collectors.zookeeper.servers: name the ensemble's servers (or set fleet.hosts)"]
-        return []
 
     @model_validator(mode="after")
     def _distinct(self) -> ZookeeperSettings:
