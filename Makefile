@@ -20,6 +20,15 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# The torch backend's tests run on PyTorch's CPU-only build (`device: cpu`; production needs CUDA). The
+# local version label pins that build, so pip fails loudly rather than pull the multi-gigabyte CUDA build;
+# where no CPU wheel is on pip's path, set TORCH_CPU_INDEX to PyTorch's CPU wheel index.
+TORCH_CPU ?= torch==2.13.0+cpu
+TORCH_CPU_INDEX ?=
+$(VENV)/.torch-cpu: $(VENV)/.installed
+	$(PY) -m pip install -q $(if $(TORCH_CPU_INDEX),--extra-index-url $(TORCH_CPU_INDEX)) '$(TORCH_CPU)' 'safetensors>=0.4,<1'
+	touch $@
+
 deps-debian:
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(DEBIAN_PACKAGES)
@@ -41,7 +50,7 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-test: deps-debian venv lint typecheck
+test: deps-debian venv $(VENV)/.torch-cpu lint typecheck
 	$(VENV)/bin/pytest -q -ra
 
 bench: deps-debian venv
