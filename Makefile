@@ -15,10 +15,19 @@ DEBIAN_PACKAGES := zookeeper prometheus prometheus-alertmanager prometheus-node-
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,worker]'
+	$(PY) -m pip install -q -e '.[test,worker,demo]'
 	touch $@
 
 venv: $(VENV)/.installed
+
+# The torch backend's tests run on PyTorch's CPU-only build (`device: cpu`; production needs CUDA). The
+# local version label pins that build, so pip fails loudly rather than pull the multi-gigabyte CUDA build;
+# where no CPU wheel is on pip's path, set TORCH_CPU_INDEX to PyTorch's CPU wheel index.
+TORCH_CPU ?= torch==2.13.0+cpu
+TORCH_CPU_INDEX ?=
+$(VENV)/.torch-cpu: $(VENV)/.installed
+	$(PY) -m pip install -q $(if $(TORCH_CPU_INDEX),--extra-index-url $(TORCH_CPU_INDEX)) '$(TORCH_CPU)' 'safetensors>=0.4,<1'
+	touch $@
 
 deps-debian:
 	$(SUDO) apt-get update -q
@@ -28,14 +37,11 @@ run: venv
 	@echo "gpuwarden: scrape http://$(LISTEN)/metrics   health: http://$(LISTEN)/health"
 	$(VENV)/bin/gpuwarden agent --listen $(LISTEN)
 
-# The agent against the reference worker (KServe v2 + vLLM-style metrics) and a replayed H200.
-demo: venv
-	mkdir -p .demo
-	sed 's#\.demo/#$(CURDIR)/.demo/#' examples/demo.yaml > .demo/agent.yaml
-	$(VENV)/bin/gpuwarden worker --listen 127.0.0.1:8000 --model-dir .demo/model & echo $$! > .demo/worker.pid; \
-	trap 'kill $$(cat .demo/worker.pid) 2>/dev/null' EXIT; sleep 3; \
-	echo "gpuwarden: scrape http://127.0.0.1:9837/metrics   health: http://127.0.0.1:9837/health"; \
-	$(VENV)/bin/gpuwarden agent --config .demo/agent.yaml
+# The incident drill on one machine (no GPU needed; the GPU is an NVML replay): ZooKeeper x3, Prometheus and
+# Alertmanager from Debian's packages, the agent supervising the reference worker; OOM, hang, latency spike
+# and quorum loss, with the timeline printed live and written to .demo/timeline.{json,png}. Ctrl-C stops all.
+demo: deps-debian venv
+	$(PY) -m gpuwarden.demo --out .demo
 
 lint: venv
 	$(VENV)/bin/ruff check gpuwarden tests bench
@@ -44,7 +50,7 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-test: deps-debian venv lint typecheck
+test: deps-debian venv $(VENV)/.torch-cpu lint typecheck
 	$(VENV)/bin/pytest -q -ra
 
 bench: deps-debian venv

@@ -25,13 +25,13 @@ from gpuwarden.agent.api_webhook import deliver
 from gpuwarden.agent.forward import HOPS_HEADER, Directory, ZkDirectory
 from gpuwarden.agent.http import Request, Response, Route, error_response, json_response
 from gpuwarden.config import AgentConfig, ConfigError
-from gpuwarden.remediations.engine import Engine
 from gpuwarden.remediations.rails import ALL
 from gpuwarden.remediations.registry import PLAYBOOKS
 from gpuwarden.remediations.request import Request as RunRequest
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the engine (and kazoo with it) loads only when remediation is enabled
     from gpuwarden.fleet.member import FleetMember
+    from gpuwarden.remediations.engine import Engine
 
 JSON = "application/json"
 Handler = Callable[[Request, Identity], Response]

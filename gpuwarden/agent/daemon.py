@@ -28,10 +28,10 @@ from gpuwarden.agent.runner import Runner
 from gpuwarden.agent.sdnotify import Notifier
 from gpuwarden.agent.server import HTTPServer, agent_routes
 from gpuwarden.config import AgentConfig, ConfigError
-from gpuwarden.remediations.engine import Engine, health_lookup
 
-if TYPE_CHECKING:  # kazoo is imported only when the fleet is enabled (bench/footprint.py)
+if TYPE_CHECKING:  # kazoo is imported only when the fleet or the engine is enabled (bench/footprint.py)
     from gpuwarden.fleet.member import FleetMember
+    from gpuwarden.remediations.engine import Engine
 
 # How often the fleet registration republishes this node's health summary.
 FLEET_REFRESH_SECONDS = 15.0
@@ -268,6 +268,8 @@ class Agent:
             self.engine = None
         if config is None or not config.remediation.enabled:
             return
+        from gpuwarden.remediations.engine import Engine, health_lookup
+
         self.engine = Engine(
             config.remediation,
             health=health_lookup(self.health.results),

@@ -54,7 +54,16 @@ class CollectorContext:
     expected: Expectations = field(default_factory=Expectations)
 
 
-Item = Metric | HealthResult
+@dataclass(frozen=True)
+class CollectionFailed:
+    """Yielded by a collector whose source answered nonsense or nothing (an unreachable or broken target):
+    `gpuwarden_collector_success` is 0 with this reason, yet the series and health results it yields with it
+    (its own `*_up 0`, an escalating health verdict) are kept, unlike a collector that raises."""
+
+    reason: str
+
+
+Item = Metric | HealthResult | CollectionFailed
 
 
 class Collector(Protocol):

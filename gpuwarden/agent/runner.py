@@ -24,7 +24,7 @@ from prometheus_client.core import Metric
 
 import gpuwarden
 from gpuwarden.agent.health_store import HealthStore
-from gpuwarden.agent.registry import Collector, CollectorSettings
+from gpuwarden.agent.registry import CollectionFailed, Collector, CollectorSettings
 from gpuwarden.catalog import Families, MetricSpec
 from gpuwarden.deadline import DeadlineExceeded, Lane
 from gpuwarden.health import HealthResult, State
@@ -52,7 +52,10 @@ CATALOG = (
         unit="seconds",
     ),
     MetricSpec(
-        "gpuwarden_collector_errors_total", "counter", "Runs that raised an error.", labels=("collector",)
+        "gpuwarden_collector_errors_total",
+        "counter",
+        "Runs that raised an error or reported a failed collection (a broken or unreachable source).",
+        labels=("collector",),
     ),
     MetricSpec(
         "gpuwarden_collector_timeouts_total",
@@ -185,11 +188,14 @@ class Runner:
         duration = time.monotonic() - start
         metrics: list[Metric] = []
         results = []
+        failed: CollectionFailed | None = None
         for item in items:
             if isinstance(item, HealthResult):
                 results.append(item)
             elif isinstance(item, Metric):
                 metrics.append(item)
+            elif isinstance(item, CollectionFailed):
+                failed = item
             else:
                 state.errors += 1
                 self._fail(name, state, duration, f"collector yielded {type(item).__name__}")
@@ -197,10 +203,21 @@ class Runner:
                 return False
         rendered = generate_latest(_Families(metrics))  # in the collection's thread, outside the lock
         with self._lock:
-            state.rendered, state.success, state.ran = rendered, True, True
-            state.duration, state.last_success = duration, time.time()
+            state.rendered, state.success, state.ran, state.duration = (
+                rendered,
+                failed is None,
+                True,
+                duration,
+            )
+            if failed is None:
+                state.last_success = time.time()
+            else:
+                state.errors += 1
         self.health.replace(name, results)
         self.render()
+        if failed is not None:
+            log.warning("failed: %s", failed.reason)
+            return False
         log.debug("collected %d families in %.3fs", len(metrics), duration)
         return True
 

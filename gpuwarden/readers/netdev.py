@@ -16,10 +16,6 @@ RECEIVE_FIELDS = ("bytes", "packets", "errs", "drop", "fifo", "frame", "compress
 TRANSMIT_FIELDS = ("bytes", "packets", "errs", "drop", "fifo", "colls", "carrier", "compressed")
 
 
-class NetDevFormatError(ValueError):
-    """/proc/net/dev does not look like the kernel's format."""
-
-
 @dataclass(frozen=True)
 class NetDevStats:
     rx_bytes: int
@@ -46,25 +42,53 @@ class LinkInfo:
         return self.operstate == "up" or (self.operstate == "unknown" and self.carrier is True)
 
 
-def parse_proc_net_dev(text: str) -> dict[str, NetDevStats]:
-    """/proc/net/dev → {interface: stats}. Raises NetDevFormatError on a malformed line."""
+@dataclass(frozen=True)
+class MalformedLine:
+    lineno: int
+    interface: str  # the name before the last ':', "" when the line has none
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.lineno} ({self.interface or 'no interface name'}): {self.reason}"
+
+
+@dataclass(frozen=True)
+class NetDev:
+    interfaces: dict[str, NetDevStats]
+    malformed: tuple[MalformedLine, ...]  # lines dropped; every other interface is still read
+
+
+def parse_proc_net_dev(text: str) -> NetDev:
+    """/proc/net/dev → its interfaces, and the lines that do not have the kernel's format.
+
+    One bad line costs that line only. The name is everything before the last ':' (old kernels list
+    alias interfaces such as `ibr10:30:`, node_exporter#902), and the first number may touch the colon
+    (`lo:181005683161`, node_exporter#73).
+    """
     out: dict[str, NetDevStats] = {}
+    malformed: list[MalformedLine] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
-        if lineno <= 2 or not line.strip():
-            continue  # two header lines
-        name, sep, rest = line.partition(":")
-        fields = rest.split()
-        if not sep or len(fields) != len(RECEIVE_FIELDS) + len(TRANSMIT_FIELDS):
-            raise NetDevFormatError(f"line {lineno}: expected 'iface: 16 numbers', got {line.strip()!r}")
+        if not line.strip() or "|" in line:
+            continue  # the two header lines are the only ones with '|'
+        name, sep, rest = line.rpartition(":")
+        name, fields = name.strip(), rest.split()
+        want = len(RECEIVE_FIELDS) + len(TRANSMIT_FIELDS)
+        if not sep or not name:
+            malformed.append(MalformedLine(lineno, "", f"no 'interface:' prefix in {line.strip()[:80]!r}"))
+            continue
+        if len(fields) != want:
+            malformed.append(MalformedLine(lineno, name, f"{len(fields)} fields, the kernel prints {want}"))
+            continue
         try:
             v = [int(f) for f in fields]
         except ValueError:
-            raise NetDevFormatError(f"line {lineno}: non-numeric counter in {line.strip()!r}") from None
-        out[name.strip()] = NetDevStats(
+            malformed.append(MalformedLine(lineno, name, f"non-numeric counter in {rest.strip()[:80]!r}"))
+            continue
+        out[name] = NetDevStats(
             rx_bytes=v[0], rx_packets=v[1], rx_errors=v[2], rx_drops=v[3],
             tx_bytes=v[8], tx_packets=v[9], tx_errors=v[10], tx_drops=v[11],
         )  # fmt: skip
-    return out
+    return NetDev(out, tuple(malformed))
 
 
 def _int(text: str | None) -> int | None:

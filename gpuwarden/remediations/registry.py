@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from gpuwarden.fleet.client import FleetClient
 from gpuwarden.remediations.request import Request
 from gpuwarden.remediations.settings import PlaybookSettings
 from gpuwarden.remediations.targets import Target
+
+if TYPE_CHECKING:  # kazoo loads with the fleet, not with the config schema
+    from gpuwarden.fleet.client import FleetClient
 
 
 @dataclass(frozen=True)

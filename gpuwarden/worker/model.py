@@ -4,6 +4,9 @@ y = relu(x · W1 + b1) · W2 + b2 with x: [batch, 8], y: [batch, 4], weights dra
 golden output of the canary input is computed with numpy in float64, independently of ONNX Runtime, so a
 runtime (or a GPU) that computes wrongly is caught rather than trusted. Opset 17 / IR 8 keep the file
 loadable by older ONNX Runtime and TensorRT parsers found on inference nodes.
+
+The same weights are also written as `canary.safetensors` (what the torch backend of the engine probe
+loads, docs/engine.md says why that format), with the layer stack named in its metadata.
 """
 
 from __future__ import annotations
@@ -13,12 +16,16 @@ import os
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from safetensors.numpy import save_file
 
 from gpuwarden import modelfiles
 from gpuwarden.modelfiles import Canary, Tensor
 
 MODEL_NAME = "canary"
 MODEL_FILE = "canary.onnx"
+TORCH_FILE = "canary.safetensors"
+# The safetensors metadata the torch backend checks: layers W1/b1 … Wn/bn, relu between them.
+TORCH_METADATA = {"format": "pt", "gpuwarden.architecture": "mlp-relu"}
 INPUT, OUTPUT = "input", "output"
 IN_FEATURES, HIDDEN, OUT_FEATURES = 8, 16, 4
 DEFAULT_SEED = 20261129
@@ -86,18 +93,19 @@ def canary_for(w: dict[str, np.ndarray]) -> Canary:
 
 
 def generate(directory: str, seed: int = DEFAULT_SEED) -> None:
-    """Write canary.onnx, canary.json and SHA256SUMS into `directory`."""
+    """Write canary.onnx, canary.safetensors, canary.json and SHA256SUMS into `directory`."""
     os.makedirs(directory, exist_ok=True)
     w = weights(seed)
     onnx.save(build_model(w), os.path.join(directory, MODEL_FILE))
+    save_file(w, os.path.join(directory, TORCH_FILE), metadata=TORCH_METADATA)
     modelfiles.write_canary(os.path.join(directory, modelfiles.CANARY), canary_for(w))
-    modelfiles.write_manifest(directory, [MODEL_FILE, modelfiles.CANARY])
+    modelfiles.write_manifest(directory, [MODEL_FILE, TORCH_FILE, modelfiles.CANARY])
 
 
 def ensure(directory: str) -> Canary:
     """Generate the model directory when it is missing; verify it against its manifest either way."""
-    names = [MODEL_FILE, modelfiles.CANARY, modelfiles.MANIFEST]
+    names = [MODEL_FILE, TORCH_FILE, modelfiles.CANARY, modelfiles.MANIFEST]
     if not all(os.path.exists(os.path.join(directory, n)) for n in names):
         generate(directory)
-    modelfiles.verify_files(directory, [MODEL_FILE, modelfiles.CANARY])
+    modelfiles.verify_files(directory, [MODEL_FILE, TORCH_FILE, modelfiles.CANARY])
     return modelfiles.load_canary(os.path.join(directory, modelfiles.CANARY))

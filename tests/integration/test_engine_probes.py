@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,10 @@ from tests.integration.agent_process import AgentProcess, free_port, get, only_c
 from tests.integration.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
+# The torch backend runs here on the CPU build `make test` installs (`device: cpu`; production needs cuda).
+TORCH = pytest.param(
+    "torch", marks=pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
+)
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -46,6 +52,7 @@ def make(worker: WorkerProcess, backend: str, **overrides: Any) -> EngineCollect
         "failure_threshold": 2,
         "kernel_latency": "off",
         "http": {"url": worker.url},
+        "torch": {"device": "cpu"},
     }
     if backend != "http":
         settings["serving_ready_url"] = worker.url + "/v2/health/ready"
@@ -155,15 +162,16 @@ def regenerate_model_with_other_weights(model_dir: Path) -> None:
     golden = (model_dir / modelfiles.CANARY).read_bytes()
     model.generate(str(model_dir), seed=model.DEFAULT_SEED + 1)
     (model_dir / modelfiles.CANARY).write_bytes(golden)
-    modelfiles.write_manifest(str(model_dir), [model.MODEL_FILE, modelfiles.CANARY])
+    modelfiles.write_manifest(str(model_dir), [model.MODEL_FILE, model.TORCH_FILE, modelfiles.CANARY])
 
 
-def test_bad_model_push_is_caught_as_wrong_answer_by_both_probes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_process", ["onnxruntime", TORCH])
+def test_bad_model_push_is_caught_as_wrong_answer_by_both_probes(tmp_path: Path, in_process: str) -> None:
     model_dir = tmp_path / "model"
     model.generate(str(model_dir))
     regenerate_model_with_other_weights(model_dir)
     with WorkerProcess(tmp_path, model_dir=model_dir) as worker:
-        for backend in ("http", "onnxruntime"):
+        for backend in ("http", in_process):
             samples, health = probe(make(worker, backend))
             assert "wrong_answer" in health.reason, (backend, health.reason)
             assert value(samples, "gpuwarden_engine_probe_max_abs_error", backend=backend) > 0.01
@@ -205,17 +213,33 @@ def test_agent_serves_the_engine_probe_series_and_health(worker: WorkerProcess, 
         agent.stop()
 
 
+def wait_until_exited(pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not exit")
+
+
+@pytest.mark.parametrize("kind", ["onnxruntime", TORCH])
 def test_a_crash_of_the_isolated_probe_process_is_a_failed_probe_not_a_dead_agent(
-    worker: WorkerProcess,
+    worker: WorkerProcess, kind: str
 ) -> None:
-    collector = make(worker, "onnxruntime")
+    collector = make(worker, kind)
     assert probe(collector)[1].state == State.HEALTHY
     backend = collector.backend
     assert isinstance(backend, IsolatedBackend) and backend.pid is not None
-    os.kill(backend.pid, signal.SIGSEGV)  # what a TensorRT or CUDA abort on a bad plan looks like
+    pid = backend.pid
+    os.kill(pid, signal.SIGSEGV)  # what a TensorRT or CUDA abort on a bad plan looks like
+    wait_until_exited(pid)  # died between two probes: still a failed probe, not a silent restart
     samples, health = probe(collector)
     assert health.state == State.DEGRADED and "probe process died (killed by SIGSEGV)" in health.reason
-    assert failures(samples, "onnxruntime", "runtime_error") == 1
+    assert failures(samples, kind, "runtime_error") == 1
     assert probe(collector)[1].state == State.HEALTHY  # a fresh child took over
     collector.close()
     assert backend.pid is None

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gpuwarden.agent.registry import CollectorContext
+from gpuwarden.agent.registry import CollectionFailed, CollectorContext
 from gpuwarden.catalog import catalog_names
 from gpuwarden.collectors.inference import InferenceCollector
 from gpuwarden.collectors.inference.catalog import CATALOG
@@ -267,7 +267,9 @@ def test_an_unreachable_target_is_unknown_then_unhealthy_and_exports_no_stale_fi
     states = []
     for _ in range(2):
         clock.t += 15
-        metrics, health = split(collector.collect())
+        items = list(collector.collect())
+        assert any(isinstance(i, CollectionFailed) for i in items), "the collection must say it failed"
+        metrics, health = split(items)
         (result,) = [h for h in health if h.component == "inference.target"]
         states.append(result.state)
     assert states == [State.UNKNOWN, State.UNHEALTHY]

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from gpuwarden.collectors.network.counters import WIDTH_32, CounterTracker, error_ratio, utilization
 from gpuwarden.readers.infiniband import parse_rate, parse_state
-from gpuwarden.readers.netdev import NetDevFormatError, parse_proc_net_dev
+from gpuwarden.readers.netdev import parse_proc_net_dev
 
 HEADER = (
     "Inter-|   Receive                                                |  Transmit\n"
@@ -19,21 +19,47 @@ HEADER = (
 
 def test_proc_net_dev_maps_receive_and_transmit_columns_by_position() -> None:
     text = HEADER + "  eth0: 100 2 3 4 0 0 0 9 500 6 7 8 0 0 0 0\n    lo:0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
-    stats = parse_proc_net_dev(text)
+    stats = parse_proc_net_dev(text).interfaces
     assert set(stats) == {"eth0", "lo"}
     eth = stats["eth0"]
     assert (eth.rx_bytes, eth.rx_packets, eth.rx_errors, eth.rx_drops) == (100, 2, 3, 4)
     assert (eth.tx_bytes, eth.tx_packets, eth.tx_errors, eth.tx_drops) == (500, 6, 7, 8)
 
 
-def test_proc_net_dev_rejects_a_truncated_line_naming_it() -> None:
-    with pytest.raises(NetDevFormatError, match="line 3"):
-        parse_proc_net_dev(HEADER + "  eth0: 1 2 3\n")
+ZEROS = " 0" * 16
 
 
-def test_proc_net_dev_rejects_non_numeric_counters() -> None:
-    with pytest.raises(NetDevFormatError, match="non-numeric"):
-        parse_proc_net_dev(HEADER + "  eth0: 1 2 3 4 0 0 0 x 5 6 7 8 0 0 0 0\n")
+@pytest.mark.parametrize(
+    ("line", "interface", "reason"),
+    [
+        ("  eth0: 1 2 3", "eth0", "3 fields, the kernel prints 16"),
+        ("  eth0: 1 2 3 4 0 0 0 x 5 6 7 8 0 0 0 0", "eth0", "non-numeric counter"),
+        ("garbage without a colon", "", "no 'interface:' prefix"),
+        (":" + ZEROS, "", "no 'interface:' prefix"),
+        ("  eth0:" + ZEROS + " 0", "eth0", "17 fields"),
+    ],
+)
+def test_a_malformed_line_is_dropped_alone_and_named(line: str, interface: str, reason: str) -> None:
+    netdev = parse_proc_net_dev(HEADER + "    lo:" + ZEROS + "\n" + line + "\n  eth1:" + ZEROS + "\n")
+    assert set(netdev.interfaces) == {"lo", "eth1"}
+    (bad,) = netdev.malformed
+    assert (bad.lineno, bad.interface) == (4, interface) and reason in bad.reason
+    assert str(bad).startswith("line 4 (")
+
+
+def test_names_with_a_colon_and_numbers_touching_the_colon_are_interfaces() -> None:
+    # Captured by node_exporter users: a CentOS 7 alias interface `ibr10:30` (node_exporter#902) and a
+    # loopback whose byte count is wide enough to touch the colon (node_exporter#73).
+    text = HEADER + (
+        "ibr10:30:       0       0    0    0    0     0          0         0        0       0    0    0"
+        "    0     0       0          0\n"
+        "    lo:181005683161 224490607    0    0    0     0          0         0 181005683161 224490607    0"
+        "    0    0     0       0          0\n"
+    )
+    netdev = parse_proc_net_dev(text)
+    assert netdev.malformed == ()
+    assert netdev.interfaces["lo"].rx_bytes == 181005683161
+    assert netdev.interfaces["ibr10:30"].tx_packets == 0
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gpuwarden.agent.health_store import HealthStore
 from gpuwarden.agent.http import Router
-from gpuwarden.agent.registry import CollectorSettings, Item
+from gpuwarden.agent.registry import CollectionFailed, CollectorSettings, Item
 from gpuwarden.agent.runner import Runner
 from gpuwarden.agent.server import HTTPServer, agent_routes
 from gpuwarden.config import TLSSettings
@@ -67,6 +67,18 @@ class Hanging:
 class Garbage:
     def collect(self) -> Iterator[object]:
         yield "not a metric"
+
+    def close(self) -> None:
+        pass
+
+
+class BrokenSource:
+    """A collector whose target answers nonsense: it says so and keeps its own verdict and `up` series."""
+
+    def collect(self) -> Iterator[Item]:
+        yield GaugeMetricFamily("test_source_up", "whether the source answered", value=0)
+        yield HealthResult("source.target", State.UNHEALTHY, "HTML instead of metrics (3 in a row)")
+        yield CollectionFailed("http://127.0.0.1:8000/metrics answered text/html")
 
     def close(self) -> None:
         pass
@@ -152,6 +164,18 @@ def test_a_scrape_answers_within_a_second_while_a_collector_hangs(runner: Runner
     finally:
         hung.release.set()
         server.stop()
+
+
+def test_a_source_answering_nonsense_fails_the_collection_but_keeps_its_verdict_and_up_series(
+    runner: Runner,
+) -> None:
+    runner.set_collectors({"source": (BrokenSource(), SETTINGS)})
+    assert not runner.run("source")
+    assert value(runner, "gpuwarden_collector_success", collector="source") == 0
+    assert value(runner, "gpuwarden_collector_errors_total", collector="source") == 1
+    assert value(runner, "test_source_up") == 0
+    (health,) = runner.health.results()
+    assert (health.component, health.state) == ("source.target", State.UNHEALTHY)
 
 
 def test_a_collector_yielding_garbage_is_a_failure_not_a_broken_exposition(runner: Runner) -> None:

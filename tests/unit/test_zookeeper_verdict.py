@@ -142,3 +142,14 @@ def test_quorum_is_ok_exactly_when_the_leader_and_its_synced_followers_are_a_maj
     if v.quorum_ok:
         assert v.tolerable_failures == synced + 1 - majority(voters)
         assert (v.verdict is Verdict.OK) == (synced == voters - 1)
+
+
+def test_a_leader_whose_mntr_lacks_the_follower_count_is_judged_from_the_voters_srvr_modes() -> None:
+    # A leader stepping down after losing its followers answers mntr without zk_synced_followers: that is
+    # no quorum when no voter follows it (seen on a real ensemble), not an unknown.
+    leader = ServerStatus(A, Mode.LEADER, {"zk_server_state": 1.0})
+    gone = {B: ServerStatus(B, Mode.UNREACHABLE), C: ServerStatus(C, Mode.UNREACHABLE)}
+    lost = judge([A, B, C], [], {A: leader, **gone})
+    assert lost.verdict is Verdict.NO_QUORUM and "from srvr: no zk_synced_followers" in lost.reasons[0]
+    following = {B: ServerStatus(B, Mode.FOLLOWER), C: ServerStatus(C, Mode.FOLLOWER)}
+    assert judge([A, B, C], [], {A: leader, **following}).verdict is Verdict.OK

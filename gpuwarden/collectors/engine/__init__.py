@@ -1,6 +1,7 @@
 """The engine probe: canary inferences with golden answers against the node's inference engine.
 
-Backends: `http` (KServe v2 / Triton, OpenAI-compatible), `onnxruntime`, `tensorrt` (full or lean runtime).
+Backends: `http` (KServe v2 / Triton, OpenAI-compatible), `onnxruntime`, `tensorrt` (full or lean runtime),
+`torch` (PyTorch with CUDA).
 See docs/engine.md.
 """
 

@@ -1,4 +1,4 @@
-"""Every series the engine probe exports. `backend` is onnxruntime, http or tensorrt."""
+"""Every series the engine probe exports. `backend` is onnxruntime, http, tensorrt or torch."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ CATALOG = (
     MetricSpec(
         "gpuwarden_engine_probe_info",
         "gauge",
-        "Always 1; the runtime that ran the canary (onnxruntime, tensorrt, tensorrt_lean, kserve, openai).",
+        "Always 1; the runtime that ran the canary "
+        "(onnxruntime, tensorrt, tensorrt_lean, torch, kserve, openai).",
         labels=("backend", "runtime", "version"),
     ),
     MetricSpec(

@@ -35,7 +35,8 @@ from gpuwarden.modelfiles import CANARY, Canary
 def make_backend(settings: EngineSettings, model_dir: str) -> Backend:
     if settings.backend == "http":
         return HttpBackend(settings.http, settings.probe_timeout)
-    sub_settings = settings.onnxruntime if settings.backend == "onnxruntime" else settings.tensorrt
+    by_kind = {"onnxruntime": settings.onnxruntime, "tensorrt": settings.tensorrt, "torch": settings.torch}
+    sub_settings = by_kind[settings.backend]
     if settings.isolate:
         # What is left of the collector's deadline after the readiness gate, with a margin for the pipe.
         deadline = max(settings.timeout - settings.probe_timeout - 0.5, 0.5)

@@ -1,4 +1,4 @@
-"""Run an in-process backend (onnxruntime, tensorrt) in a child process instead of the agent's.
+"""Run an in-process backend (onnxruntime, tensorrt, torch) in a child process instead of the agent's.
 
 The runner's deadline abandons a hung collector thread but cannot stop native code: a CUDA call stuck in
 the driver keeps its thread forever, and a TensorRT or CUDA abort on a bad plan ends the whole process,
@@ -20,11 +20,15 @@ from gpuwarden.modelfiles import Canary
 
 
 def in_process(kind: str, settings: Any, model_dir: str) -> Backend:
-    """The onnxruntime or tensorrt backend itself: what the child runs, or the agent when not isolated."""
+    """The onnxruntime, tensorrt or torch backend itself: what the child runs (or the agent, not isolated)."""
     if kind == "onnxruntime":
         from gpuwarden.collectors.engine.onnx_backend import OnnxBackend
 
         return OnnxBackend(settings, f"{model_dir}/{settings.model_file}")
+    if kind == "torch":
+        from gpuwarden.collectors.engine.torch_backend import TorchBackend
+
+        return TorchBackend(settings, model_dir)
     from gpuwarden.collectors.engine.tensorrt_backend import TensorRTBackend
 
     return TensorRTBackend(settings, model_dir)
@@ -65,7 +69,15 @@ class IsolatedBackend:
         return self._proc.pid if self._proc is not None and self._proc.is_alive() else None
 
     def _start(self) -> Connection:
-        if self._conn is None or self._proc is None or not self._proc.is_alive():
+        if self._proc is not None and not self._proc.is_alive():
+            # It died between two probes (killed, or a crash in work left running after it answered):
+            # a failed probe like a death during one, never papered over by a silent restart. The next
+            # probe starts a fresh process.
+            code = self._stop()
+            raise ProbeFailure(
+                "runtime_error", f"the {self.kind} probe process died ({_exit(code)}) since the last probe"
+            )
+        if self._conn is None or self._proc is None:
             self.close()
             ctx = multiprocessing.get_context("spawn")
             parent, child = ctx.Pipe()
@@ -116,7 +128,7 @@ class IsolatedBackend:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        if proc is None:
+        if proc is None or proc.pid is None:  # never started (spawn itself failed)
             return None
         if proc.is_alive():
             proc.kill()

@@ -60,12 +60,24 @@ class TensorRTProbeSettings(StrictModel):
     )
 
 
+class TorchProbeSettings(StrictModel):
+    model_file: str = Field(
+        "canary.safetensors", description="safetensors file of the canary MLP's weights inside model_dir"
+    )
+    device: str = Field(
+        "cuda",
+        pattern=r"^(cuda(:\d+)?|cpu)$",
+        description="cuda or cuda:N: the GPU the canary runs on (no CPU fallback: a GPU that torch cannot "
+        "use fails the probe); cpu only for tests on machines without a GPU, it says nothing about the GPU",
+    )
+
+
 class EngineSettings(CollectorSettings):
     # Off by default: the probe needs to know which engine the node serves and where its canary lives.
     enabled: bool = Field(False, description="run the engine probe (needs a model_dir with a canary)")
     interval: float = Field(30.0, gt=0, description="seconds between two probes")
     timeout: float = Field(15.0, gt=0, description="deadline for one collection, in seconds")
-    backend: Literal["onnxruntime", "http", "tensorrt"] = Field(
+    backend: Literal["onnxruntime", "http", "tensorrt", "torch"] = Field(
         "http", description="how the canary runs: against the serving endpoint, or in-process"
     )
     model_dir: str = Field(
@@ -74,8 +86,8 @@ class EngineSettings(CollectorSettings):
     )
     isolate: bool = Field(
         True,
-        description="run the onnxruntime/tensorrt canary in a child process, so a crash or hang in native "
-        "code (TensorRT, CUDA) fails the probe instead of taking the agent down",
+        description="run the onnxruntime/tensorrt/torch canary in a child process, so a crash or hang in "
+        "native code (TensorRT, CUDA) fails the probe instead of taking the agent down",
     )
     verify_checksums: bool = Field(True, description="check model files against SHA256SUMS before loading")
     probe_timeout: float = Field(
@@ -90,7 +102,8 @@ class EngineSettings(CollectorSettings):
     serving_ready_url: str | None = Field(
         None,
         description="readiness URL of the served engine (e.g. http://127.0.0.1:8000/v2/health/ready) checked "
-        "before an in-process canary, so a crashed or hung engine fails the onnxruntime/tensorrt probe too",
+        "before an in-process canary, so a crashed or hung engine fails the onnxruntime/tensorrt/torch probe "
+        "too",
     )
     kernel_latency: Literal["auto", "on", "off"] = Field(
         "auto",
@@ -105,6 +118,7 @@ class EngineSettings(CollectorSettings):
     tensorrt: TensorRTProbeSettings = Field(
         default_factory=TensorRTProbeSettings, description="tensorrt backend"
     )
+    torch: TorchProbeSettings = Field(default_factory=TorchProbeSettings, description="torch backend")
 
     @model_validator(mode="after")
     def _timeouts(self) -> EngineSettings:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-from gpuwarden.agent.registry import CollectorContext, Item, register
+from gpuwarden.agent.registry import CollectionFailed, CollectorContext, Item, register
 from gpuwarden.catalog import Families
 from gpuwarden.collectors.inference.catalog import CATALOG
 from gpuwarden.collectors.inference.exposition import (
@@ -80,6 +80,7 @@ class InferenceCollector:
             fams.add("gpuwarden_inference_server_restarts_total", self._resets)
             yield self._unreachable(str(err))
             yield from fams
+            yield CollectionFailed(str(err))
             return
         self._failures = 0
         self._window.add(observe(exp, self.mapping, start))

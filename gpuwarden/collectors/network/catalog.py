@@ -22,6 +22,12 @@ CATALOG = (
     _if_counter("receive_drops", "Received packets dropped"),
     _if_counter("transmit_drops", "Transmitted packets dropped"),
     MetricSpec(
+        "gpuwarden_network_malformed_lines",
+        "gauge",
+        "Lines of /proc/net/dev skipped in the last read because they lack the kernel's format "
+        "(the other interfaces are still read).",
+    ),
+    MetricSpec(
         "gpuwarden_network_up",
         "gauge",
         "1 when the interface is up (operstate up, or unknown with carrier as loopback reports).",
@@ -80,14 +86,14 @@ CATALOG = (
     MetricSpec(
         "gpuwarden_network_infiniband_receive_bytes_total",
         "counter",
-        "Bytes received by the port.",
+        "Bytes received by the port (64-bit counters where the port has them).",
         PORT,
         "bytes",
     ),
     MetricSpec(
         "gpuwarden_network_infiniband_transmit_bytes_total",
         "counter",
-        "Bytes transmitted by the port.",
+        "Bytes transmitted by the port (64-bit counters where the port has them).",
         PORT,
         "bytes",
     ),
@@ -98,7 +104,8 @@ CATALOG = (
     MetricSpec(
         "gpuwarden_network_infiniband_port_stat_total",
         "counter",
-        "Other port counters (errors, discards, link_downed, ...) from ports/<n>/counters.",
+        "Other port counters (errors, discards, link_downed, unicast/multicast packets, ...) from "
+        "ports/<n>/counters and counters_ext.",
         (*PORT, "stat"),
     ),
     MetricSpec(

@@ -2,7 +2,9 @@
 
 Raw kernel counters go through a `CounterTracker`, so exported counters never decrease even when a 32-bit
 IB counter wraps or an interface is re-created, and utilization and error ratios come from the increase
-over the last interval (they appear from the second cycle on).
+over the last interval (they appear from the second cycle on). IB data counters are read from the widest
+source the port has (64-bit where it has one; readers/infiniband.py), and only a 32-bit one wraps. A
+malformed line of /proc/net/dev drops that line, logged once, never the other interfaces.
 """
 
 from __future__ import annotations
@@ -20,13 +22,8 @@ from gpuwarden.collectors.network.peers import PeerStats, ProbeOutcome, probe_tc
 from gpuwarden.collectors.network.settings import NetworkSettings
 from gpuwarden.health import Action, HealthResult, State
 from gpuwarden.paths import read_text
-from gpuwarden.readers.infiniband import (
-    DATA_COUNTERS,
-    WRAPPING_32BIT,
-    IBPort,
-    read_ports,
-)
-from gpuwarden.readers.netdev import NetDevFormatError, parse_proc_net_dev, read_link
+from gpuwarden.readers.infiniband import DATA_FILES, IBPort, data_counters, read_ports
+from gpuwarden.readers.netdev import MalformedLine, parse_proc_net_dev, read_link
 
 NETDEV_FIELDS = (
     ("rx_bytes", "receive_bytes"),
@@ -47,6 +44,9 @@ class NetworkCollector:
     ) -> None:
         self.settings = settings
         self.paths = ctx.paths
+        self.log = ctx.log
+        self.malformed: set[str] = set()  # interfaces (or "") whose /proc/net/dev line is malformed now
+        self.wide: set[tuple[str, ...]] = set()  # IB data series seen past 32 bits: never a wrap
         self.exclude = re.compile(settings.interface_exclude)
         self.clock = clock
         self.tracker = CounterTracker()
@@ -72,14 +72,14 @@ class NetworkCollector:
 
     def _interfaces(self, fams: Families, seconds: float | None) -> Iterator[HealthResult]:
         text = read_text(self.paths.proc("net", "dev"))
-        try:
-            stats = parse_proc_net_dev(text) if text is not None else None
-        except NetDevFormatError as err:
-            yield HealthResult("network.interfaces", State.UNKNOWN, f"cannot parse /proc/net/dev: {err}")
-            return
-        if stats is None:
+        if text is None:
             yield HealthResult("network.interfaces", State.UNKNOWN, "cannot read /proc/net/dev")
             return
+        netdev = parse_proc_net_dev(text)
+        stats = netdev.interfaces
+        fams.add("gpuwarden_network_malformed_lines", len(netdev.malformed))
+        self._log_malformed(netdev.malformed)
+        unreadable = {m.interface for m in netdev.malformed}
         noisy, down = [], []
         for iface, st in sorted(stats.items()):
             if self.exclude.search(iface):
@@ -107,13 +107,28 @@ class NetworkCollector:
                     noisy.append(f"{iface} {ratio:.2%} errors")
             if iface in self.settings.expected_interfaces and not link.up:
                 down.append(f"{iface} is {link.operstate}")
-        down += [f"{i} is missing" for i in self.settings.expected_interfaces if i not in stats]
+        expected = [i for i in self.settings.expected_interfaces if i not in stats]
+        down += [f"{i} is missing" for i in expected if i not in unreadable]
+        n = len(netdev.malformed)
+        skipped = f"; {n} malformed line(s) of /proc/net/dev skipped" if n else ""
         if down:
             yield HealthResult("network.interfaces", State.UNHEALTHY, "; ".join(down), Action.CHECK_NETWORK)
         elif noisy:
             yield HealthResult("network.interfaces", State.DEGRADED, "; ".join(noisy), Action.CHECK_NETWORK)
+        elif expected:  # an expected interface whose line is malformed: its state cannot be told
+            reason = ", ".join(f"{i}'s line in /proc/net/dev is malformed" for i in expected)
+            yield HealthResult("network.interfaces", State.UNKNOWN, reason)
         else:
-            yield HealthResult("network.interfaces", State.HEALTHY, f"{len(stats)} interface(s) read")
+            reason = f"{len(stats)} interface(s) read{skipped}"
+            yield HealthResult("network.interfaces", State.HEALTHY, reason)
+
+    def _log_malformed(self, malformed: tuple[MalformedLine, ...]) -> None:
+        """One warning when an interface's line turns malformed, not one per collection."""
+        now = {m.interface for m in malformed}
+        for m in malformed:
+            if m.interface not in self.malformed:
+                self.log.warning("skipping /proc/net/dev %s (until it parses again)", m)
+        self.malformed = now
 
     def _infiniband(self, fams: Families, seconds: float | None) -> Iterator[HealthResult]:
         ports = read_ports(self.paths)
@@ -148,22 +163,29 @@ class NetworkCollector:
         )
         if p.rate_bps is not None:
             fams.add("gpuwarden_network_infiniband_rate_bytes_per_second", p.rate_bps / 8, **labels)
-        for counter, raw in sorted(p.counters.items()):
-            key = ("ib", p.device, p.port, counter)
-            total = self.tracker.update(key, raw, WIDTH_32 if counter in WRAPPING_32BIT else None)
-            if counter in DATA_COUNTERS:
-                name, scale = DATA_COUNTERS[counter]
-                fams.add(f"gpuwarden_network_infiniband_{name}_total", total * scale, **labels)
-            else:
-                fams.add("gpuwarden_network_infiniband_port_stat_total", total, stat=counter, **labels)
+        for name, d in data_counters(p).items():
+            key = ("ib", p.device, p.port, d.source)  # a new source starts its own running total
+            if d.bits == 64 or d.raw >= WIDTH_32:
+                self.wide.add(key)
+            total = self.tracker.update(key, d.raw, None if key in self.wide else WIDTH_32)
+            fams.add(f"gpuwarden_network_infiniband_{name}_total", total * d.scale, **labels)
+            direction, unit = name.split("_")
+            # A 32-bit PortCounters counter stops at all ones (IBA 16.1.3.5) on some devices: at that
+            # value the increase says nothing, so utilization is left out rather than reported as 0.
+            saturated = key not in self.wide and d.raw == WIDTH_32 - 1
+            if unit == "bytes" and not saturated:
+                delta = self.tracker.delta(key)
+                ratio = utilization(None if delta is None else delta * d.scale, seconds, p.rate_bps)
+                if ratio is not None:
+                    fams.add(f"gpuwarden_network_infiniband_{direction}_utilization_ratio", ratio, **labels)
+        others = [(c, raw) for c, raw in p.counters.items() if c not in DATA_FILES]
+        others += [(c, raw) for c, raw in p.counters_ext.items() if not c.endswith("_64")]
+        for counter, raw in sorted(others):
+            total = self.tracker.update(("ib", p.device, p.port, counter), raw)
+            fams.add("gpuwarden_network_infiniband_port_stat_total", total, stat=counter, **labels)
         for counter, raw in sorted(p.hw_counters.items()):
             total = self.tracker.update(("ibhw", p.device, p.port, counter), raw)
             fams.add("gpuwarden_network_infiniband_hw_stat_total", total, stat=counter, **labels)
-        for direction, counter in (("receive", "port_rcv_data"), ("transmit", "port_xmit_data")):
-            delta = self.tracker.delta(("ib", p.device, p.port, counter))
-            ratio = utilization(None if delta is None else delta * 4, seconds, p.rate_bps)
-            if ratio is not None:
-                fams.add(f"gpuwarden_network_infiniband_{direction}_utilization_ratio", ratio, **labels)
 
     def _peers(self, fams: Families) -> Iterator[HealthResult]:
         peers = self.settings.peers

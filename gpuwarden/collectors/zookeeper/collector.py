@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from gpuwarden.agent.registry import CollectorContext, Item, register
+from gpuwarden.agent.registry import CollectionFailed, CollectorContext, Item, register
 from gpuwarden.catalog import Families, MetricSpec
 from gpuwarden.collectors.zookeeper.parse import SERVING_MODES, Mode, ServerStatus
 from gpuwarden.collectors.zookeeper.probe import MAX_REPLY_BYTES, probe_all
@@ -175,3 +175,8 @@ class ZookeeperCollector:
         s = self.settings
         verdict, status = check(self.voters, self.observers, s.probe_timeout, s.max_reply_bytes)
         yield from export(self.settings.ensemble, verdict, status)
+        # A server that does not answer is data (the verdict counts it); one that answers nonsense (NaN, a
+        # reply past the cap) is a source the collector cannot read: the collection says so.
+        broken = sorted(a for a, st in status.items() if st.mode is Mode.BAD_REPLY)
+        if broken:
+            yield CollectionFailed(f"unreadable replies from {', '.join(broken)}")

@@ -100,18 +100,18 @@ def judge(
     basis = ""
     if n == 1:
         synced = 1
-    elif status[leader].mntr_refused:
+    elif status[leader].mntr_refused or status[leader].stat("zk_synced_followers") is None:
+        # No count from the leader: mntr is not whitelisted, or the leader answers mntr without the follower
+        # lines (seen while it steps down after losing its followers). Count the voters that say they follow.
         synced = 1 + len([a for a in voters if status[a].mode is Mode.FOLLOWER])
-        basis = " (from srvr: mntr is not in 4lw.commands.whitelist)"
+        why = (
+            "mntr is not in 4lw.commands.whitelist"
+            if status[leader].mntr_refused
+            else "no zk_synced_followers"
+        )
+        basis = f" (from srvr: {why})"
     else:
-        followers = status[leader].stat("zk_synced_followers")
-        if followers is None:
-            return EnsembleVerdict(
-                Verdict.UNKNOWN,
-                (f"{leader}: leader does not report zk_synced_followers; mntr must be in the 4lw whitelist",),
-                n,
-                leader,
-            )
+        followers = status[leader].stat("zk_synced_followers") or 0
         non_voting = status[leader].stat("zk_synced_non_voting_followers") or 0
         synced = 1 + int(followers - non_voting)
     tolerable = max(synced - need, 0)

@@ -26,9 +26,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import requests
-from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError, NoNodeError
-from kazoo.handlers.threading import KazooTimeoutError
 from pydantic import Field
 
 from gpuwarden.remediations.registry import (
@@ -161,6 +158,8 @@ class ScaleSignal:
         self.emitted = decision
 
     def _post(self, decision: dict[str, Any]) -> None:
+        import requests
+
         s = self.settings
         assert s.webhook_url is not None
         headers = {}
@@ -212,6 +211,10 @@ def _path(fleet: FleetView) -> str:
 
 def _read(fleet: FleetView) -> tuple[dict[str, Any] | None, int]:
     """The fleet's last decision and the znode version (-1: none yet)."""
+    # kazoo and requests load only when a decision is made: the config schema imports every playbook.
+    from kazoo.exceptions import KazooException, NoNodeError
+    from kazoo.handlers.threading import KazooTimeoutError
+
     try:
         data, stat = fleet.client.zk.get(_path(fleet))
     except NoNodeError:
@@ -225,6 +228,9 @@ def _read(fleet: FleetView) -> tuple[dict[str, Any] | None, int]:
 
 
 def _write(fleet: FleetView, decision: Mapping[str, Any], version: int) -> None:
+    from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError
+    from kazoo.handlers.threading import KazooTimeoutError
+
     data = json.dumps(decision, sort_keys=True).encode()
     try:
         if version < 0:

@@ -1,0 +1,5 @@
+import sys
+
+from gpuwarden.demo.run import main
+
+sys.exit(main())
