@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = fleet_sub.add_parser("ls", help="registered agents, their health, budget leases and the leader")
     fleet_cli.add_ls_arguments(p)
     p.set_defaults(func=fleet_cli.ls)
+    p = fleet_sub.add_parser(
+        "hold", help="run a command (an upgrade) while holding this node's slot of the fleet budget"
+    )
+    fleet_cli.add_hold_arguments(p)
+    p.set_defaults(func=fleet_cli.hold)
     # --- remediation, on call: thin clients of the agent's /v1 API ---
     from gpuwarden.remediations import oncall
 

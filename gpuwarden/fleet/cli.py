@@ -72,3 +72,56 @@ def ls(args: argparse.Namespace) -> int:
     for a in agents:
         print(f"{a.node:<28} {a.health:<10} {a.gpus:>4}  {a.version}")
     return 0
+
+
+EX_TEMPFAIL = 75  # sysexits.h: try again later (the budget is full)
+
+
+def add_hold_arguments(p: argparse.ArgumentParser) -> None:
+    add_ls_arguments(p)
+    p.add_argument("--node", help="this node's fleet name (default: fleet.node, else the host name)")
+    p.add_argument("--reason", required=True, help="why: goes into the lease beside the node")
+    p.add_argument("--wait", type=float, default=600.0, help="seconds to wait for a free slot (default 600)")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...] to run while holding it")
+
+
+def hold(args: argparse.Namespace) -> int:
+    """Hold this node's slot of the fleet budget while COMMAND runs: a rolling upgrade (or any maintenance)
+    run on every node at once takes at most `fleet.budget.max_concurrent` nodes at a time, and never while
+    those slots are taken by disruptive remediations."""
+    import subprocess
+
+    from gpuwarden.fleet.budget import BudgetDenied, FleetBudget
+    from gpuwarden.fleet.client import FleetClient, FleetUnavailable
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise ConfigError(["COMMAND: give the command to run after --"])
+    if not args.wait > 0:
+        raise ConfigError(["--wait: must be > 0"])
+    cfg = configmod.load(args.config)
+    settings = _settings(args, cfg.fleet)
+    logging.getLogger("kazoo").setLevel(logging.CRITICAL)
+    try:
+        with FleetClient(settings, node=args.node) as fleet:
+            try:
+                lease = FleetBudget(fleet, settings.budget).acquire(f"maintenance: {args.reason}", args.wait)
+            except BudgetDenied as denied:
+                print(f"gpuwarden: no fleet budget for {fleet.node}: {denied}", file=sys.stderr)
+                return EX_TEMPFAIL
+            with lease:
+                print(
+                    f"gpuwarden: {fleet.node} holds a fleet budget slot; running {command[0]}",
+                    file=sys.stderr,
+                )
+                try:
+                    done = subprocess.run(command, check=False)  # an argv, never a shell string
+                except OSError as err:
+                    print(f"gpuwarden: cannot run {command[0]}: {err.strerror}", file=sys.stderr)
+                    return 127
+                if lease.lost.is_set():
+                    print("gpuwarden: the ZooKeeper session was lost while the command ran", file=sys.stderr)
+                return done.returncode
+    except FleetUnavailable as err:
+        print(f"gpuwarden: fleet unavailable: {err or type(err).__name__}", file=sys.stderr)
+        return EX_UNAVAILABLE
