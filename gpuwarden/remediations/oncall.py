@@ -12,13 +12,15 @@ import json
 import shutil
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpuwarden import config as configmod
 from gpuwarden.address import parse_listen
 from gpuwarden.agent.api_auth import TokenFileError, load_tokens
 from gpuwarden.config import ConfigError
-from gpuwarden.remediations.client import ApiError, Client
+
+if TYPE_CHECKING:  # requests loads only when an on-call verb runs: every command builds this parser
+    from gpuwarden.remediations.client import Client
 
 DONE_OK = ("succeeded", "dry_run")
 
@@ -49,6 +51,8 @@ def add_pause(p: argparse.ArgumentParser) -> None:
 
 
 def client(args: argparse.Namespace) -> Client:
+    from gpuwarden.remediations.client import Client
+
     cfg = configmod.load(args.config) if (args.agent is None or args.token_file is None) else None
     url = args.agent or local_url(cfg)  # type: ignore[arg-type]
     token_file = args.token_file or (cfg.api.token_file if cfg else None)
@@ -69,6 +73,8 @@ def local_url(cfg: configmod.AgentConfig) -> str:
 
 
 def _call(args: argparse.Namespace, action: Any) -> int:
+    from gpuwarden.remediations.client import ApiError
+
     try:
         return int(action(client(args)))
     except ApiError as err:
@@ -105,6 +111,8 @@ def remediate(args: argparse.Namespace) -> int:
 
 
 def _wait(api: Client, run: str, seconds: float) -> dict[str, Any] | None:
+    from gpuwarden.remediations.client import ApiError
+
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
