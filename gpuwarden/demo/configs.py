@@ -92,7 +92,13 @@ def collectors(enabled: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     import gpuwarden.collectors  # noqa: F401  (fills the registry)
     from gpuwarden.agent.registry import REGISTRY
 
-    section: dict[str, dict[str, Any]] = {name: {"enabled": False} for name in REGISTRY}
+    # The product's collectors only: a collector registered by other code in this process is not in the
+    # agent's schema.
+    section: dict[str, dict[str, Any]] = {
+        name: {"enabled": False}
+        for name, spec in REGISTRY.items()
+        if spec.implementation.startswith("gpuwarden.")
+    }
     for name, settings in enabled.items():
         section[name] = {"enabled": True, **settings}
     return section

@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gpuwarden demo: {err}", file=sys.stderr)
         return 1
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C must stop everything even when the demo was started with SIGINT ignored (a background job of a
+    # non-interactive shell inherits SIG_IGN, and Python then installs no KeyboardInterrupt handler).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     pace = configs.SHORT if args.short else configs.FULL
     timeline = Timeline()
     stack = Stack(out, repo, pace, timeline)

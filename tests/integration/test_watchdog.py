@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-import tests.integration.stuck_agent  # noqa: F401  (registers `stuck` here too, for only_collectors)
 from tests.integration.agent_process import AgentProcess, free_port, only_collectors
 
 pytestmark = pytest.mark.integration
