@@ -14,28 +14,15 @@ from typing import Any
 import requests
 import yaml
 
-import gpuwarden.collectors  # noqa: F401  (fills the registry)
-from gpuwarden.agent.registry import REGISTRY
+from gpuwarden.demo.configs import collectors as only_collectors  # the demo builds its section the same way
+
+__all__ = ["AgentProcess", "free_port", "get", "only_collectors"]
 
 
 def free_port(family: int = socket.AF_INET, host: str = "127.0.0.1") -> int:
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def only_collectors(enabled: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """A `collectors:` section enabling exactly `enabled`, whatever else is registered."""
-    # Only the product's collectors: a test module may register a test collector in this process, which the
-    # agent subprocess does not know.
-    section: dict[str, dict[str, Any]] = {
-        name: {"enabled": False}
-        for name, spec in REGISTRY.items()
-        if spec.implementation.startswith("gpuwarden.")
-    }
-    for name, settings in enabled.items():
-        section[name] = {"enabled": True, **settings}
-    return section
 
 
 class AgentProcess:
