@@ -9,6 +9,7 @@ process reads on start (`${VAR}` in its argv) and a systemd unit reads through `
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -18,6 +19,8 @@ from collections import deque
 from pathlib import Path
 from typing import Protocol
 
+from gpuwarden import httpread
+from gpuwarden.httpread import Limits
 from gpuwarden.remediations.settings import (
     HttpTargetSettings,
     ProcessTargetSettings,
@@ -65,14 +68,16 @@ def write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+# A hook or readiness URL answers a status, not a document: a larger body is a misbehaving endpoint.
+HOOK_MAX_BODY = 1 << 20
+
+
 def http_ready(url: str | None, timeout: float) -> bool:
     if url is None:
         return True
-    import requests  # here: the config imports this module, and requests costs ~5 MB (bench/footprint.py)
-
     try:
-        return requests.get(url, timeout=timeout).status_code == 200
-    except requests.RequestException:
+        return httpread.request("GET", url, Limits(timeout, HOOK_MAX_BODY)).status == 200
+    except httpread.ReadError:
         return False
 
 
@@ -272,19 +277,16 @@ class HttpTarget:
         if self.settings.token_file:
             token = Path(self.settings.token_file).read_text(encoding="utf-8").strip()
             headers["Authorization"] = f"Bearer {token}"
-        import requests
-
+        headers["Content-Type"] = "application/json"
+        body = json.dumps({"action": action, "target": self.name, **extra}).encode()
         try:
-            response = requests.post(
-                self.settings.url,
-                json={"action": action, "target": self.name, **extra},
-                headers=headers,
-                timeout=30,
+            reply = httpread.request(
+                "POST", self.settings.url, Limits(30, HOOK_MAX_BODY), headers=headers, body=body
             )
-        except requests.RequestException as err:
-            raise TargetError(f"hook {action}: {type(err).__name__}") from None
-        if response.status_code >= 300:
-            raise TargetError(f"hook {action}: HTTP {response.status_code}")
+        except httpread.ReadError as err:
+            raise TargetError(f"hook {action}: {err.kind}: {err.detail}") from None
+        if reply.status >= 300:
+            raise TargetError(f"hook {action}: HTTP {reply.status}")
 
     def stop(self) -> None:
         self._post("stop")

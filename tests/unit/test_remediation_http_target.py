@@ -1,0 +1,72 @@
+"""The HTTP hook target: what it POSTs, and a hook that misbehaves is a TargetError with its reason, read
+through the same bounded reader as every other answer from another program."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from gpuwarden.remediations.settings import HttpTargetSettings
+from gpuwarden.remediations.targets import HttpTarget, TargetError, http_ready
+
+
+class Hook(BaseHTTPRequestHandler):
+    received: list[tuple[str, dict[str, str]]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        Hook.received.append((self.headers.get("Authorization", ""), body))
+        if self.path == "/endless":
+            self.send_response(200)
+            self.end_headers()
+            while True:  # the client gives up at its cap; the write then fails
+                self.wfile.write(b"x" * 65536)
+        self.send_response(500 if self.path == "/broken" else 202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hook() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    server.daemon_threads = True
+    Hook.received = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def target(url: str, tmp_path: Path) -> HttpTarget:
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    return HttpTarget("worker", HttpTargetSettings(url=url, token_file=str(token)))
+
+
+def test_stop_posts_the_action_and_target_with_the_bearer_token(hook: str, tmp_path: Path) -> None:
+    target(f"{hook}/hook", tmp_path).stop()
+    assert Hook.received == [("Bearer s3cret", {"action": "stop", "target": "worker"})]
+    assert http_ready(f"{hook}/ready", 2.0)
+
+
+def test_a_failing_or_endless_hook_is_a_target_error_with_the_reason(hook: str, tmp_path: Path) -> None:
+    with pytest.raises(TargetError, match="HTTP 500"):
+        target(f"{hook}/broken", tmp_path).stop()
+    with pytest.raises(TargetError, match="too_large"):
+        target(f"{hook}/endless", tmp_path).stop()
+    with pytest.raises(TargetError, match="unreachable"):
+        target("http://127.0.0.1:9/hook", tmp_path).stop()
+    assert not http_ready("http://127.0.0.1:9/ready", 1.0)
