@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", help="allow remediations again after a pause")
     oncall.add_pause(p)
     p.set_defaults(func=oncall.resume)
+    p = sub.add_parser("reset", help="re-arm an exhausted playbook (--playbook), or leave storm mode")
+    oncall.add_reset(p)
+    p.set_defaults(func=oncall.reset)
     from gpuwarden.remediations import cli as remediation_cli
 
     p = sub.add_parser("quarantine", help="GPUs the gpu_quarantine playbook took out of service")

@@ -1,4 +1,5 @@
-"""The remediation API under /v1 (docs/api.md): the Alertmanager webhook, manual runs, runs, pause/resume.
+"""The remediation API under /v1 (docs/api.md): the Alertmanager webhook, manual runs, runs, pause/resume,
+reset (re-arm an exhausted playbook, or leave storm mode).
 
 Every route needs `Authorization: Bearer <token>` from `api.token_file` (read-only tokens from
 `api.read_token_file` may only GET). The check is made here rather than by the HTTP layer's `Bearer`
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 
 from gpuwarden.agent import alerts as webhook
 from gpuwarden.agent.api_auth import ApiSettings, Identity, TokenFileError, Tokens
-from gpuwarden.agent.api_models import PauseBody, RemediationBody, problems
+from gpuwarden.agent.api_models import PauseBody, RemediationBody, ResetBody, problems
 from gpuwarden.agent.api_runs import run_detail, run_list
 from gpuwarden.agent.api_webhook import deliver
 from gpuwarden.agent.forward import HOPS_HEADER, Directory, ZkDirectory
@@ -93,6 +94,7 @@ class Api:
             Route("GET", "/v1/runs/{run}", self._guard(self.run, write=False)),
             Route("POST", "/v1/pause", self._guard(self.pause, write=True)),
             Route("POST", "/v1/resume", self._guard(self.resume, write=True)),
+            Route("POST", "/v1/reset", self._guard(self.reset, write=True)),
         ]
 
     # -- the checks every route shares ---------------------------------------------------------------
@@ -195,6 +197,29 @@ class Api:
         self.log.warning("api: %s %s %s: %s", who.name, verb, playbook, body.reason)
         return json_response(200, {"status": verb, "playbook": playbook, "paused": dict(engine.rails.paused)})
 
+    def reset(self, request: Request, who: Identity) -> Response:
+        """Re-arm an exhausted playbook, or (no playbook) leave storm mode. Only what is stuck is reset: a
+        reset erases safety counters, so one asked for a playbook that still has budget is a 409."""
+        try:
+            body = ResetBody.model_validate_json(request.body or b"null")
+        except ValidationError as err:
+            return error_response(400, problems(err))
+        if body.playbook is not None:
+            engine, missing = self._engine_or_404(body.playbook)
+        else:
+            engine, missing = self.engine(), None
+        if engine is None:
+            return missing or error_response(404, "remediation is not enabled on this agent")
+        playbook = body.playbook or ALL
+        if playbook == ALL and engine.rails.storm is None:
+            return error_response(409, "the engine is not in storm mode: nothing to reset")
+        if playbook != ALL and playbook not in exhausted(engine):
+            return error_response(409, f"{playbook} is not exhausted: nothing to reset")
+        engine.reset(playbook, f"user:{who.name}", reason=body.reason)
+        self.log.warning("api: %s reset %s: %s", who.name, playbook, body.reason)
+        answer = {"status": "reset", "playbook": playbook, "storm": engine.rails.storm}
+        return json_response(200, {**answer, "exhausted": exhausted(engine)})
+
     # -- the Alertmanager webhook --------------------------------------------------------------------
     def alerts(self, request: Request, who: Identity) -> Response:
         hops_text = request.headers.get(HOPS_HEADER, "0")
@@ -208,6 +233,15 @@ class Api:
             return error_response(400, f"receiver {payload.receiver!r} is not in api.receivers")
         status, body = deliver(self, payload, int(hops_text))
         return json_response(status, body)
+
+
+def exhausted(engine: Engine) -> dict[str, str]:
+    """Playbook → why, for the playbooks whose attempt budget ran out on their target."""
+    return {
+        p: h.exhausted
+        for (p, target), h in engine.rails.histories.items()
+        if h.exhausted and p in engine.playbooks and engine.playbooks[p].target == target
+    }
 
 
 def paused_reason(engine: Engine, playbook: str) -> str | None:

@@ -34,6 +34,13 @@ class PauseBody(_Body):
     playbook: Name | None = Field(None, description="one playbook; without it, every playbook")
 
 
+class ResetBody(_Body):
+    reason: Reason
+    playbook: Name | None = Field(
+        None, description="re-arm this exhausted playbook; without it, leave the engine's storm mode"
+    )
+
+
 def problems(err: ValidationError, limit: int = 5) -> str:
     """A ValidationError as `key.path: reason` lines joined with '; ' (the first `limit`)."""
     lines = format_errors(err)

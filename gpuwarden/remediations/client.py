@@ -60,6 +60,9 @@ class Client:
     def resume(self, reason: str, playbook: str | None = None) -> dict[str, Any]:
         return self._call("POST", "/v1/resume", {"reason": reason, "playbook": playbook})
 
+    def reset(self, reason: str, playbook: str | None = None) -> dict[str, Any]:
+        return self._call("POST", "/v1/reset", {"reason": reason, "playbook": playbook})
+
     def _call(
         self, method: str, path: str, body: object = None, params: Mapping[str, str] | None = None
     ) -> dict[str, Any]:

@@ -138,10 +138,11 @@ class Engine:
     def resume(self, actor: str, playbook: str = ALL, reason: str = "") -> None:
         self._record("-", "resume", playbook, "-", actor=actor, reason=reason)
 
-    def reset(self, playbook: str, actor: str) -> None:
-        """Re-arm an exhausted playbook, or with `*` leave storm mode (an operator looked at it)."""
+    def reset(self, playbook: str, actor: str, reason: str = "") -> None:
+        """Re-arm an exhausted playbook (a fresh attempt budget), or with `*` leave storm mode: an operator
+        looked at what made the engine stop."""
         target = "-" if playbook == ALL else self.playbooks[playbook].target
-        self._record("-", "reset", playbook, target, actor=actor)
+        self._record("-", "reset", playbook, target, actor=actor, reason=reason)
 
     def collect(self) -> Iterator[Metric]:
         held = sum(1 for _ in [self.budget()] if _ is not None and getattr(_, "held", False))

@@ -1,4 +1,5 @@
-"""The on-call verbs, thin clients of the agent's API: `remediate`, `runs`, `run`, `pause`, `resume`.
+"""The on-call verbs, thin clients of the agent's API: `remediate`, `runs`, `run`, `pause`, `resume`,
+`reset`.
 
 `--agent` defaults to the local agent named by the config (`agent.listen`); the token comes from
 `--token-file` or the config's `api.token_file` (its first token). Output is a table that fits the
@@ -47,6 +48,12 @@ def add_remediate(p: argparse.ArgumentParser) -> None:
 def add_pause(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reason", required=True, help="why (recorded in the audit log with your token's name)")
     p.add_argument("--playbook", help="only this playbook (default: every playbook)")
+    add_common(p)
+
+
+def add_reset(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reason", required=True, help="why (recorded in the audit log with your token's name)")
+    p.add_argument("--playbook", help="re-arm this exhausted playbook (default: leave storm mode)")
     add_common(p)
 
 
@@ -184,6 +191,23 @@ def _pause_or_resume(args: argparse.Namespace, verb: str) -> int:
         print(f"{answer['status']} {what}")
         for playbook, reason in sorted(answer.get("paused", {}).items()):
             print(f"  still paused: {'every playbook' if playbook == '*' else playbook}: {reason}")
+        return 0
+
+    return _call(args, act)
+
+
+def reset(args: argparse.Namespace) -> int:
+    def act(api: Client) -> int:
+        answer = api.reset(args.reason, args.playbook)
+        if args.json:
+            print(json.dumps(answer, indent=2, sort_keys=True))
+            return 0
+        what = "storm mode left" if answer["playbook"] == "*" else f"{answer['playbook']} re-armed"
+        print(f"reset: {what}")
+        if answer.get("storm"):
+            print(f"  still in storm mode: {answer['storm']}")
+        for playbook, reason in sorted(answer.get("exhausted", {}).items()):
+            print(f"  still exhausted: {playbook}: {reason}")
         return 0
 
     return _call(args, act)

@@ -106,6 +106,11 @@ def test_errors_are_one_line_and_a_non_zero_exit(oncall: tuple[OnCall, Worker], 
             "(HTTP 404)\n",
         ),
         (run("run", "0123456789ab"), 1, "gpuwarden: no run 0123456789ab in the audit log (HTTP 404)\n"),
+        (
+            run("reset", "--reason", "x", "--playbook", "worker_restart"),
+            1,
+            "gpuwarden: worker_restart is not exhausted: nothing to reset (HTTP 409)\n",
+        ),
     ]
     for (code, out, err), want_code, want_err in cases:
         assert (code, out, err) == (want_code, "", want_err)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -223,3 +226,56 @@ def test_an_alert_refused_for_a_full_queue_is_taken_when_alertmanager_redelivers
     (retry,) = eng.alert(alert)  # Alertmanager retries a failed notification: not a duplicate
     assert not retry.accepted and "queue full" in retry.reason
     eng.stop()
+
+
+def test_reset_re_arms_an_exhausted_playbook_or_leaves_storm_mode_and_refuses_when_nothing_is_stuck(
+    tmp_path: Path,
+) -> None:
+    # The state an agent restarts into after its engine stopped: the rails rebuild it from the audit log.
+    audit = tmp_path / "audit" / "audit.jsonl"
+    audit.parent.mkdir()
+    stuck = [
+        {"ts": 1.0, "run": "-", "step": "storm", "playbook": "*", "target": "-",
+         "reason": "3 disruptive runs"},
+        {"ts": 2.0, "run": "r1", "step": "exhausted", "playbook": "worker_restart", "target": "worker",
+         "reason": "3 attempts within 3600s"},
+    ]  # fmt: skip
+    audit.write_text("".join(json.dumps(r) + "\n" for r in stuck))
+    eng = engine(tmp_path).start()
+    with serving(api(tmp_path, eng)) as url:
+        refused = requests.post(f"{url}/v1/remediations/worker_restart", json={"reason": "x"}, headers=auth())
+        assert refused.status_code == 202  # queued; the rails skip it
+        assert "storm mode" in wait_outcome(eng, refused.json()["run"])["reason"]
+        read_only = requests.post(f"{url}/v1/reset", json={"reason": "x"}, headers=auth(READ))
+        assert read_only.status_code == 403
+        nothing = requests.post(
+            f"{url}/v1/reset", json={"reason": "x", "playbook": "memory_fraction"}, headers=auth()
+        )
+        assert nothing.status_code == 409
+        assert nothing.json()["error"] == "memory_fraction is not exhausted: nothing to reset"
+        storm = requests.post(f"{url}/v1/reset", json={"reason": "hook fixed"}, headers=auth())
+        assert storm.status_code == 200, storm.text
+        assert storm.json() == {
+            "status": "reset",
+            "playbook": "*",
+            "storm": None,
+            "exhausted": {"worker_restart": "3 attempts within 3600s"},
+        }
+        again = requests.post(f"{url}/v1/reset", json={"reason": "again"}, headers=auth())
+        assert again.status_code == 409 and "not in storm mode" in again.json()["error"]
+        # The on-call verb, as a person types it.
+        where = ["--agent", url, "--token-file", str(tmp_path / "tokens")]
+        done = subprocess.run(
+            [sys.executable, "-m", "gpuwarden", "reset", "--reason", "worker fixed by hand",
+             "--playbook", "worker_restart", *where],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert (done.returncode, done.stdout, done.stderr) == (0, "reset: worker_restart re-armed\n", "")
+        run = requests.post(f"{url}/v1/remediations/worker_restart", json={"reason": "y"}, headers=auth())
+        assert wait_outcome(eng, run.json()["run"])["result"] == "dry_run"  # acts again
+    eng.stop()
+    resets = [r for r in eng.audit_records() if r["step"] == "reset"]
+    assert [(r["playbook"], r["target"], r["actor"], r["reason"]) for r in resets] == [
+        ("*", "-", "user:alice", "hook fixed"),
+        ("worker_restart", "worker", "user:alice", "worker fixed by hand"),
+    ]

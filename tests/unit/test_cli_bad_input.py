@@ -92,6 +92,8 @@ TABLE: list[tuple[str, int, str]] = [
     ("run abc --token-file {dir}/none", EX_CONFIG, "--token-file: {dir}/none: No such file"),
     ("pause --playbook worker_restart", EX_USAGE, "the following arguments are required: --reason"),
     ("resume --reason r --config {dup}", EX_CONFIG, "duplicate key"),
+    ("reset --playbook worker_restart", EX_USAGE, "the following arguments are required: --reason"),
+    ("reset --reason r --agent http://127.0.0.1:1 --token-file {dir}/none", EX_CONFIG, "No such file"),
     ("quarantine", EX_USAGE, "the following arguments are required"),
     ("quarantine release", EX_USAGE, "the following arguments are required: uuid"),
     ("quarantine list --config {dup}", EX_CONFIG, "duplicate key"),
