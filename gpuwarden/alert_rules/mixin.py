@@ -61,6 +61,23 @@ class Mixin:
     remediation_exhausted_for: str = _why(
         "1m", "the engine gave up; one minute lets a manual resume race the page"
     )
+    remediation_storm_for: str = _why(
+        "1m", "storm mode latches until `gpuwarden reset`; the minute only lets a reset already typed win"
+    )
+    remediation_paused_max_hours: float = _why(
+        4.0,
+        "a pause outlives any planned work on one node (a rolling upgrade takes minutes); after half a "
+        "shift it was forgotten and the node no longer heals itself",
+    )
+    remediation_paused_for: str = _why(
+        "0m",
+        "the pause's age is in the expression (its own timestamp, restart-proof), so no window is added",
+    )
+    gpu_quarantined_for: str = _why(
+        "5m",
+        "a quarantine is a decision, not a flapping reading; five minutes let the worker's restart without "
+        "the GPU finish first",
+    )
     remediation_window: str = _why(
         "1h", "runs and failures are summed over an hour: the attempt budget window of the engine"
     )

@@ -35,6 +35,7 @@ def alertmanager(groups: list[Group], d: Deployment) -> dict[str, Any]:
     by_group = {g.name: [a.name for a in g.alerts()] for g in groups}
     node_symptoms = by_group["gpuwarden-gpu"] + by_group["gpuwarden-inference"]
     node_symptoms = [a for a in node_symptoms if a != "GpuFleetUnderutilized"]  # fleet-wide, no node
+    engine_state = by_group["gpuwarden-remediation"]
     return {
         "route": {
             "receiver": NOBODY,
@@ -46,8 +47,10 @@ def alertmanager(groups: list[Group], d: Deployment) -> dict[str, Any]:
             "routes": [
                 {
                     # First, and `continue`: a playbook alert also reaches people by its severity below.
+                    # The engine's own alerts carry a `playbook` label too (the stuck one): they are for
+                    # people only, never a trigger (an exhausted engine must not be asked to act on that).
                     "receiver": AGENTS,
-                    "matchers": ['playbook=~".+"'],
+                    "matchers": ['playbook=~".+"', f'alertname!~"{"|".join(engine_state)}"'],
                     "group_by": ["alertname", "instance", "playbook"],
                     "group_wait": "10s",
                     "group_interval": "1m",

@@ -108,19 +108,52 @@ def zookeeper(m: Mixin) -> Group:
 
 
 def remediation(m: Mixin) -> Group:
+    """The acting half: the engine stopped acting (exhausted, storm, paused and forgotten) or took a GPU out.
+    Their `playbook` label names the engine's own state: routing keeps them away from the agents."""
+    s = m.selector
+    since = name("gpuwarden_remediation_paused_since_timestamp_seconds")
+    paused_max_s = m.remediation_paused_max_hours * 3600
     return Group(
         "gpuwarden-remediation",
         (
             Alert(
                 "RemediationExhausted",
-                f"max by (job, instance, playbook) ({name('gpuwarden_remediation_exhausted')}{m.selector()})"
-                " == 1",
+                f"max by (job, instance, playbook) ({name('gpuwarden_remediation_exhausted')}{s()}) == 1",
                 m.remediation_exhausted_for,
                 "critical",
                 "Playbook {{ $labels.playbook }} gave up on {{ $labels.instance }}",
                 "The playbook spent its attempt budget and stopped acting: the fault it treats is still "
-                "there "
-                "and needs a human.",
+                "there and needs a human. `gpuwarden reset --playbook` re-arms it once the cause is fixed.",
+            ),
+            Alert(
+                "RemediationStorm",
+                f"max by (job, instance) ({name('gpuwarden_remediation_storm')}{s()}) == 1",
+                m.remediation_storm_for,
+                "critical",
+                "Remediation on {{ $labels.instance }} stopped in storm mode",
+                "Too many disruptive runs on this node within the storm window: a cause bigger than one "
+                "playbook (driver, host, shared storage). The engine acts on nothing until "
+                "`gpuwarden reset`.",
+            ),
+            Alert(
+                "RemediationPausedTooLong",
+                f"time() - max by (job, instance, playbook) ({since}{s()}) > {paused_max_s:g}",
+                m.remediation_paused_for,
+                "warning",
+                "Remediation on {{ $labels.instance }} paused ({{ $labels.playbook }}) for "
+                "{{ $value | humanizeDuration }}",
+                f"A pause older than {m.remediation_paused_max_hours:g} h: the node no longer heals itself "
+                '(playbook "*": nothing at all). Resume it, or pause again with a reason that says why.',
+            ),
+            Alert(
+                "GpuQuarantined",
+                f"max by (job, instance, gpu, uuid) ({name('gpuwarden_remediation_gpu_quarantined')}{s()})"
+                " == 1",
+                m.gpu_quarantined_for,
+                "warning",
+                "GPU {{ $labels.gpu }} ({{ $labels.uuid }}) on {{ $labels.instance }} is quarantined",
+                "The gpu_quarantine playbook took the GPU out of service; the worker serves without it. "
+                "Inspect or replace the board, then `gpuwarden quarantine release`.",
             ),
         ),
     )

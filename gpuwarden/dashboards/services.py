@@ -289,6 +289,25 @@ def remediation(m: Mixin, audit_url: str = AUDIT_URL) -> g.Dashboard:
         steps=above(1),
     )
     b.add(
+        "state-timeline",
+        "Storm mode",
+        "gpuwarden_remediation_storm: 1 when too many disruptive runs stopped the engine; it acts on nothing "
+        "until `gpuwarden reset` (RemediationStorm).",
+        "short",
+        [Q(f"gpuwarden_remediation_storm{n}", "{{instance}}")],
+        w=12,
+        steps=above(1),
+    )
+    b.add(
+        "table",
+        "Quarantined GPUs",
+        "gpuwarden_remediation_gpu_quarantined: GPUs the gpu_quarantine playbook took out of service, until "
+        "`gpuwarden quarantine release` (GpuQuarantined).",
+        "short",
+        [Q(f"gpuwarden_remediation_gpu_quarantined{n} == 1", instant=True, format="table")],
+        w=12,
+    )
+    b.add(
         "stat",
         "Fleet leases in use",
         "Sum of gpuwarden_remediation_fleet_leases_held: nodes inside a disruptive "

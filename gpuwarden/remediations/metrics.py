@@ -42,6 +42,14 @@ CATALOG = (
         labels=("playbook",),
     ),
     MetricSpec(
+        "gpuwarden_remediation_paused_since_timestamp_seconds",
+        "gauge",
+        "Unix time of the pause request in force, only while paused: its age survives agent restarts, where "
+        "an alert's `for:` on the paused gauge would start over.",
+        labels=("playbook",),
+        unit="seconds",
+    ),
+    MetricSpec(
         "gpuwarden_remediation_fleet_leases_held",
         "gauge",
         "Fleet budget leases this node holds now (0 or 1: one lease per node).",
@@ -117,6 +125,9 @@ class EngineMetrics:
             fams.add("gpuwarden_remediation_exhausted", exhausted, playbook=playbook)
             fams.add("gpuwarden_remediation_paused", playbook in rails.paused, playbook=playbook)
         fams.add("gpuwarden_remediation_paused", ALL in rails.paused, playbook=ALL)
+        for name, since in sorted(rails.paused_at.items()):
+            if name == ALL or name in playbooks:
+                fams.add("gpuwarden_remediation_paused_since_timestamp_seconds", since, playbook=name)
         fams.add("gpuwarden_remediation_fleet_leases_held", leases)
         fams.add("gpuwarden_remediation_queue_length", queued)
         fams.add("gpuwarden_remediation_requests_rejected_total", self.rejected)

@@ -51,6 +51,7 @@ class Rails:
         self.startup_grace_s = startup_grace_s
         self.histories: dict[tuple[str, str], History] = defaultdict(History)
         self.paused: dict[str, str] = {}
+        self.paused_at: dict[str, float] = {}  # when the pause in force was asked for (its age pages)
         self.target_started: dict[str, float] = {}
         self._attempted: set[str] = set()  # runs that reserved an attempt
         self.disruptive: deque[float] = deque()  # attempt times of disruptive runs, all playbooks
@@ -84,8 +85,10 @@ class Rails:
             self.histories[key] = History()
         elif step == "pause":
             self.paused[r["playbook"]] = r.get("reason", "")
+            self.paused_at[r["playbook"]] = r["ts"]
         elif step == "resume":
             self.paused.pop(r["playbook"], None)
+            self.paused_at.pop(r["playbook"], None)
 
     def storming(self, storm: StormSettings, now: float) -> str | None:
         """Why the engine enters storm mode now (None: not a storm). Latches through a `storm` record."""

@@ -90,17 +90,23 @@ def stack(zk_ensemble: Ensemble, tmp_path_factory: pytest.TempPathFactory) -> It
         }
     )
     listen = f"127.0.0.1:{free_port()}"
+    quarantine = tmp / "quarantine.json"
+    quarantine.write_text(json.dumps({"GPU-quarantined-in-test": {"gpu": "3", "reason": "XID 79"}}))
     config = {
         "agent": {"listen": listen},
         "collectors": collectors,
         "fleet": {"enabled": True, "hosts": zk_ensemble.hosts.split(","), "cluster": CLUSTER, "node": NODE},
-        # The engine with one playbook and no trigger: it exports its series and never acts.
+        # The engine with playbooks and no trigger: it exports its series and never acts. One GPU sits in
+        # the quarantine file, as a node keeps it after gpu_quarantine ran (the Quarantined GPUs panel).
         "remediation": {
             "enabled": True,
             "dry_run": True,
             "audit_log": str(tmp / "audit.jsonl"),
             "targets": {"worker": {"kind": "http", "url": worker.url + "/no-hook"}},
-            "playbooks": {"worker_restart": {"enabled": True}},
+            "playbooks": {
+                "worker_restart": {"enabled": True},
+                "gpu_quarantine": {"enabled": True, "quarantine_file": str(quarantine)},
+            },
         },
     }
     agent = AgentProcess(tmp, config, watchdog_usec=None)

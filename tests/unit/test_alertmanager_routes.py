@@ -41,6 +41,17 @@ def test_amtool_accepts_the_config() -> None:
             ["alertname=GpuFleetUnderutilized", "severity=info", "playbook=scale_signal"],
             "gpuwarden-agents,nobody",
         ),
+        # The engine's own state carries the stuck playbook's name: people only, never the agents.
+        (
+            ["alertname=RemediationExhausted", "severity=critical", "playbook=worker_restart", "instance=n1"],
+            "oncall-pager",
+        ),
+        (["alertname=RemediationStorm", "severity=critical", "instance=n1"], "oncall-pager"),
+        (
+            ["alertname=RemediationPausedTooLong", "severity=warning", "playbook=*", "instance=n1"],
+            "oncall-tickets",
+        ),
+        (["alertname=GpuQuarantined", "severity=warning", "instance=n1", "uuid=GPU-2"], "oncall-tickets"),
     ],
 )
 def test_each_severity_and_playbook_alerts_reach_their_receivers(labels: list[str], receivers: str) -> None:

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from gpuwarden.catalog import catalog_names
 from gpuwarden.remediations.audit import AuditLog
@@ -37,6 +38,7 @@ def test_emitted_series_are_the_catalog_and_counters_start_from_the_audit_log(tm
     log = AuditLog(tmp_path / "audit.jsonl")
     log.write("r1", "outcome", "worker_restart", "worker", result="succeeded", duration_s=12.0)
     log.write("r2", "attempt", "worker_restart", "worker")  # the agent died here
+    paused = log.write("-", "pause", "*", "-", reason="driver upgrade", actor="user:alice")
     log.close()
     e = engine(tmp_path)
     families = list(e.collect())
@@ -51,6 +53,14 @@ def test_emitted_series_are_the_catalog_and_counters_start_from_the_audit_log(tm
     assert 'gpuwarden_remediation_runs_total{playbook="worker_restart",result="interrupted"} 1.0' in text
     assert 'gpuwarden_remediation_gpu_quarantined{gpu="1",uuid="GPU-5c1e"} 1.0' in text
     assert 'gpuwarden_scale_signal{direction="up"} 0.0' in text
+    assert 'gpuwarden_remediation_paused{playbook="*"} 1.0' in text
+    (since,) = [
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "gpuwarden_remediation_paused_since_timestamp_seconds"
+    ]
+    assert since == paused["ts"]  # the pause's own time, read back from the log after the restart
     assert (
         'gpuwarden_remediation_run_duration_seconds_bucket{le="15.0",playbook="worker_restart"} 1.0' in text
     )

@@ -109,6 +109,14 @@ def test_a_pause_refuses_with_its_reason_and_resume_lifts_it(scope: str) -> None
     assert decide(resumed, T0 + 10) == "ok"
 
 
+def test_a_pause_keeps_the_time_it_was_asked_for_until_resumed() -> None:
+    rails = Rails(T0 - 10_000, 0)
+    rails.replay([rec("pause", T0, "-", reason="a", playbook=ALL), rec("pause", T0 + 60, "-", playbook=ALL)])
+    assert rails.paused_at == {ALL: T0 + 60}  # paused again: a fresh decision, a fresh age
+    rails.observe(rec("resume", T0 + 90, "-", playbook=ALL))
+    assert rails.paused_at == {} and rails.paused == {}
+
+
 def test_a_pause_of_another_playbook_does_not_stop_this_one() -> None:
     assert decide([rec("pause", T0, "-", reason="x", playbook="memory_fraction")], T0 + 1) == "ok"
 
