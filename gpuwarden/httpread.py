@@ -44,6 +44,8 @@ class Limits:
     deadline: float  # seconds for the whole exchange, redirects included
     max_body_bytes: int  # after decompression
     other_hosts: bool = False  # follow a redirect to another scheme, host or port
+    follow_redirects: bool = True  # False: a 3xx is the answer (a peer that never redirects)
+    ca_file: str | None = None  # PEM bundle to verify an HTTPS server (None: the system's CAs)
     # Setting names for the messages, so that an on-call engineer knows which key to change.
     deadline_key: str = "timeout"
     max_body_key: str = "max_body_bytes"
@@ -91,7 +93,7 @@ def request(
         except OSError as err:
             raise ReadError("unreachable", url, str(err.strerror or err)) from None
         location = reply.headers.get("Location")
-        if reply.status not in _REDIRECTS or not location:
+        if reply.status not in _REDIRECTS or not location or not limits.follow_redirects:
             return reply
         target = urljoin(url, location)
         if _origin(target) != origin and not limits.other_hosts:
@@ -124,7 +126,7 @@ def _exchange(
     left = _left(deadline)
     conn: _HTTPConnection | _HTTPSConnection
     if parts.scheme == "https":
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=limits.ca_file)
         conn = _HTTPSConnection(parts.hostname, parts.port or 443, timeout=left, context=context)
     else:
         conn = _HTTPConnection(parts.hostname, parts.port or 80, timeout=left)

@@ -117,13 +117,12 @@ def _forward(
     directory = api.directory()
     body = payload.model_dump(mode="json")
     body["alerts"] = [a.model_dump(mode="json") for a, _ in items]
-    verify: str | bool = api.settings.forward_ca_file or True
     try:
         if directory is None:
             raise FleetUnreachable("no fleet")
         url = directory.endpoint(node)
         token, timeout = api.tokens.forward_token, api.settings.forward_timeout_s
-        answer = forward(url, body, token, hops + 1, timeout, verify)
+        answer = forward(url, body, token, hops + 1, timeout, api.settings.forward_ca_file)
     except FleetUnreachable as err:
         api.log.warning("api: %d alert(s) for %s not forwarded: %s", len(items), node, err)
         for _, result in items:

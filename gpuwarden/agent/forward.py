@@ -3,9 +3,10 @@
 Each agent registers where it serves as a serverset member (`/gpuwarden/<cluster>/serverset/<node>`, the
 entry Prometheus discovers it by); the leader is the first contender of the fleet election. A forwarded
 delivery is an ordinary `POST /v1/alerts` with the same bearer token (the agents of a fleet share the
-Alertmanager token) and `Gpuwarden-Forwarded: <hops>`. It is sent while Alertmanager waits, with a short
-timeout: when it fails, Alertmanager is answered 503 and sends the group again, and what this agent had
-queued already is dropped as a duplicate then.
+Alertmanager token) and `Gpuwarden-Forwarded: <hops>`. It is sent while Alertmanager waits, under one
+short deadline for the whole exchange and a cap on the answer (gpuwarden.httpread): when it fails,
+Alertmanager is answered 503 and sends the group again, and what this agent had queued already is dropped
+as a duplicate then.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import json
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gpuwarden.agent.alerts import FleetView
+from gpuwarden.httpread import Limits, ReadError, Reply, request
 
-if TYPE_CHECKING:  # kazoo and requests load when the fleet or a forward needs them (bench/footprint.py)
+if TYPE_CHECKING:  # kazoo loads when the fleet needs it (bench/footprint.py)
     from gpuwarden.fleet.member import FleetMember
 
 HOPS_HEADER = "Gpuwarden-Forwarded"
@@ -82,31 +84,45 @@ def endpoint_url(data: bytes) -> str:
     return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
+# The owner answers a short JSON summary per alert; a larger answer is a misbehaving peer.
+FORWARD_MAX_BODY = 1 << 20
+
+
 def forward(
-    url: str, payload: dict[str, Any], token: str, hops: int, timeout: float, verify: str | bool = True
+    url: str, payload: dict[str, Any], token: str, hops: int, timeout: float, ca_file: str | None = None
 ) -> str:
-    """POST `payload` to the agent at `url`; returns its answer's summary, raises FleetUnreachable."""
-    import requests
+    """POST `payload` to the agent at `url`; returns its answer's summary, raises FleetUnreachable.
 
+    Read through httpread like every answer from another program: `timeout` bounds the whole exchange
+    (Alertmanager is waiting on us, and a peer that trickles its answer must not hold the delivery) and
+    the answer is capped, so a broken or hostile peer costs a 503 and a retry, never the agent's memory."""
+    limits = Limits(
+        timeout,
+        FORWARD_MAX_BODY,
+        follow_redirects=False,  # an agent never redirects: a 3xx is a wrong endpoint, not an answer
+        ca_file=ca_file,
+        deadline_key="api.forward_timeout_s",
+        max_body_key=f"{FORWARD_MAX_BODY} bytes for a forwarded delivery's answer",
+    )
+    headers = {
+        "Authorization": f"Bearer {token}",
+        HOPS_HEADER: str(hops),
+        "Content-Type": "application/json",
+    }
     try:
-        response = requests.post(
-            f"{url}/v1/alerts",
-            json=payload,
-            headers={"Authorization": f"Bearer {token}", HOPS_HEADER: str(hops)},
-            timeout=timeout,
-            verify=verify,
-            allow_redirects=False,
-        )
-    except requests.RequestException as err:
-        raise FleetUnreachable(f"{url}: {type(err).__name__}") from None
-    if response.status_code >= 300:  # a 4xx (a token the owner does not know) will not get better
-        retry = response.status_code >= 500
-        raise FleetUnreachable(f"{url} answered {response.status_code}: {_error(response)}", retry)
-    return f"{url} answered {response.status_code}"
+        body = json.dumps(payload).encode()
+        reply = request("POST", f"{url}/v1/alerts", limits, headers=headers, body=body)
+    except ReadError as err:
+        raise FleetUnreachable(f"{url}: {err.kind}: {err.detail}") from None
+    if reply.status >= 300:  # a 4xx (a token the owner does not know) will not get better
+        retry = reply.status >= 500
+        raise FleetUnreachable(f"{url} answered {reply.status}: {_error(reply)}", retry)
+    return f"{url} answered {reply.status}"
 
 
-def _error(response: Any) -> str:
+def _error(reply: Reply) -> str:
     try:
-        return str(response.json().get("error", ""))[:200]
-    except (ValueError, AttributeError):
-        return response.text[:200]
+        answer = reply.json()
+    except ValueError:
+        return reply.text[:200]
+    return str(answer.get("error", "") if isinstance(answer, dict) else answer)[:200]
