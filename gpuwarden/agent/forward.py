@@ -102,7 +102,7 @@ def forward(
         follow_redirects=False,  # an agent never redirects: a 3xx is a wrong endpoint, not an answer
         ca_file=ca_file,
         deadline_key="api.forward_timeout_s",
-        max_body_key=f"{FORWARD_MAX_BODY} bytes for a forwarded delivery's answer",
+        max_body_key="the cap on an agent's answer",
     )
     headers = {
         "Authorization": f"Bearer {token}",

@@ -1,16 +1,22 @@
-"""The HTTP hook target: what it POSTs, and a hook that misbehaves is a TargetError with its reason, read
-through the same bounded reader as every other answer from another program."""
+"""The HTTP hook target and the autoscaler hook of scale_signal: what they POST, and a hook that
+misbehaves is a TargetError with its reason, read through the same bounded reader as every other answer
+from another program."""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from gpuwarden.remediations.playbooks.scale_signal import ScaleSignal, ScaleSignalSettings
+from gpuwarden.remediations.registry import PlaybookContext
+from gpuwarden.remediations.request import Request
 from gpuwarden.remediations.settings import HttpTargetSettings
 from gpuwarden.remediations.targets import HttpTarget, TargetError, http_ready
 
@@ -26,6 +32,17 @@ class Hook(BaseHTTPRequestHandler):
             self.end_headers()
             while True:  # the client gives up at its cap; the write then fails
                 self.wfile.write(b"x" * 65536)
+        if self.path == "/trickle":  # every read gets a byte; the answer never completes
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            try:
+                for _ in range(10_000):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except OSError:
+                return
         self.send_response(500 if self.path == "/broken" else 202)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -70,3 +87,27 @@ def test_a_failing_or_endless_hook_is_a_target_error_with_the_reason(hook: str, 
     with pytest.raises(TargetError, match="unreachable"):
         target("http://127.0.0.1:9/hook", tmp_path).stop()
     assert not http_ready("http://127.0.0.1:9/ready", 1.0)
+
+
+def scale_step(hook: str, tmp_path: Path, timeout: float = 5.0) -> Callable[[], None]:
+    """The `webhook` step of a scale_signal plan (no fleet: this node decides alone)."""
+    settings = ScaleSignalSettings(enabled=True, webhook_url=hook, webhook_timeout_s=timeout)
+    playbook = ScaleSignal(settings, PlaybookContext(target(f"{hook}/unused", tmp_path), lambda _: None))
+    plan = playbook.plan(Request("scale_signal", "manual", "user:t", "p99 high", labels={"direction": "up"}))
+    (step,) = [s for s in plan.steps if s.name == "webhook"]
+    return step.run
+
+
+def test_the_autoscaler_hook_gets_the_decision_and_a_misbehaving_one_fails_the_step(
+    hook: str, tmp_path: Path
+) -> None:
+    scale_step(f"{hook}/scale", tmp_path)()
+    ((_, decision),) = Hook.received
+    assert decision["direction"] == "up" and decision["cluster"] is None and decision["node"] == "local"
+    with pytest.raises(TargetError, match="autoscaler hook: HTTP 500"):
+        scale_step(f"{hook}/broken", tmp_path)()
+    with pytest.raises(TargetError, match="too_large: body larger than 1048576 bytes"):
+        scale_step(f"{hook}/endless", tmp_path)()
+    late = "timeout: no complete answer within 1s (remediation.playbooks.scale_signal.webhook_timeout_s)"
+    with pytest.raises(TargetError, match=re.escape(late)):
+        scale_step(f"{hook}/trickle", tmp_path, timeout=1.0)()

@@ -28,6 +28,8 @@ from typing import Any
 
 from pydantic import Field
 
+from gpuwarden import httpread
+from gpuwarden.httpread import Limits
 from gpuwarden.remediations.registry import (
     Check,
     FleetView,
@@ -39,7 +41,7 @@ from gpuwarden.remediations.registry import (
 )
 from gpuwarden.remediations.request import Request
 from gpuwarden.remediations.settings import PlaybookSettings
-from gpuwarden.remediations.targets import TargetError, write_atomic
+from gpuwarden.remediations.targets import HOOK_MAX_BODY, TargetError, write_atomic
 
 DIRECTIONS = ("up", "down")
 
@@ -158,23 +160,30 @@ class ScaleSignal:
         self.emitted = decision
 
     def _post(self, decision: dict[str, Any]) -> None:
-        import requests
-
+        """POST the decision; the autoscaler's answer is read through httpread (one deadline, a cap), so a
+        hook that hangs or answers forever fails this step instead of holding the engine's thread."""
         s = self.settings
         assert s.webhook_url is not None
-        headers = {}
+        headers = {"Content-Type": "application/json"}
         if s.webhook_token_file:
             headers["Authorization"] = (
                 "Bearer " + Path(s.webhook_token_file).read_text(encoding="utf-8").strip()
             )
         fleet = self.ctx.fleet()
         body = {**decision, "cluster": fleet.client.settings.cluster if fleet is not None else None}
+        limits = Limits(
+            s.webhook_timeout_s,
+            HOOK_MAX_BODY,
+            deadline_key="remediation.playbooks.scale_signal.webhook_timeout_s",
+            max_body_key="the cap on a hook's answer",
+        )
         try:
-            response = requests.post(s.webhook_url, json=body, headers=headers, timeout=s.webhook_timeout_s)
-        except requests.RequestException as err:
-            raise TargetError(f"autoscaler hook: {type(err).__name__}") from None
-        if response.status_code >= 300:
-            raise TargetError(f"autoscaler hook: HTTP {response.status_code}")
+            data = json.dumps(body).encode()
+            reply = httpread.request("POST", s.webhook_url, limits, headers=headers, body=data)
+        except httpread.ReadError as err:
+            raise TargetError(f"autoscaler hook: {err.kind}: {err.detail}") from None
+        if reply.status >= 300:
+            raise TargetError(f"autoscaler hook: HTTP {reply.status}")
 
     def verify(self) -> Check:
         if self.emitted is None:
