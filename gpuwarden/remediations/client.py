@@ -6,15 +6,19 @@ reason when it gave one), with the exit code the CLI returns for it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-import requests
+from gpuwarden import httpread
+from gpuwarden.httpread import Limits, ReadError
 
 EX_SOFTWARE = 1
 EX_UNAVAILABLE = 69  # sysexits.h: the agent cannot be reached
 EX_NOPERM = 77  # sysexits.h: the token was refused
+# The largest answer is GET /v1/runs?limit=1000 (about half a MiB); more is not a gpuwarden agent.
+MAX_ANSWER = 32 << 20
 
 
 class ApiError(Exception):
@@ -24,12 +28,20 @@ class ApiError(Exception):
 
 
 class Client:
-    def __init__(self, url: str, token: str, timeout: float = 10.0, verify: str | bool = True) -> None:
+    """`timeout` bounds each exchange as a whole (connect, TLS, headers, body), and answers are capped:
+    the same bounded reader (gpuwarden.httpread) as every other read from another program."""
+
+    def __init__(self, url: str, token: str, timeout: float = 10.0, ca_file: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self.verify = verify
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token}"
+        self.token = token
+        self.limits = Limits(
+            timeout,
+            MAX_ANSWER,
+            ca_file=ca_file,
+            deadline_key="--timeout",
+            max_body_key="not an agent's answer",
+        )
 
     def remediate(
         self,
@@ -66,40 +78,47 @@ class Client:
     def _call(
         self, method: str, path: str, body: object = None, params: Mapping[str, str] | None = None
     ) -> dict[str, Any]:
+        url = self.url + path + (f"?{urlencode(params)}" if params else "")
+        headers = {"Authorization": f"Bearer {self.token}"}
+        data = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(body).encode()
         try:
-            response = self.session.request(
-                method, self.url + path, json=body, params=params, timeout=self.timeout, verify=self.verify
-            )
-        except requests.ConnectionError as err:
-            raise ApiError(f"cannot reach the agent at {self.url}: {_cause(err)}", EX_UNAVAILABLE) from None
-        except requests.Timeout:
-            late = f"the agent at {self.url} did not answer within {self.timeout:g}s"
-            raise ApiError(late, EX_UNAVAILABLE) from None
-        except requests.RequestException as err:
-            raise ApiError(f"request to {self.url} failed: {_cause(err)}", EX_UNAVAILABLE) from None
+            reply = httpread.request(method, url, self.limits, headers=headers, body=data)
+        except ReadError as err:
+            raise ApiError(self._failure(err), EX_UNAVAILABLE) from None
         try:
-            answer = response.json()
+            answer = reply.json()
         except ValueError:
             answer = None
         if not isinstance(answer, dict):
             raise ApiError(
-                f"{self.url} answered {response.status_code} without a JSON object: is it a gpuwarden agent?"
+                f"{self.url} answered {reply.status} without a JSON object: is it a gpuwarden agent?"
             )
-        if response.status_code >= 400:
-            reason = str(answer.get("error") or f"HTTP {response.status_code}")
-            code = EX_NOPERM if response.status_code in (401, 403) else EX_SOFTWARE
-            if response.status_code == 404 and reason.startswith("no route"):
+        if reply.status >= 400:
+            reason = str(answer.get("error") or f"HTTP {reply.status}")
+            code = EX_NOPERM if reply.status in (401, 403) else EX_SOFTWARE
+            if reply.status == 404 and reason.startswith("no route"):
                 reason = f"the agent at {self.url} serves no remediation API (is api.token_file set?)"
-            raise ApiError(f"{reason} (HTTP {response.status_code})", code, response.status_code)
+            raise ApiError(f"{reason} (HTTP {reply.status})", code, reply.status)
         return answer
 
+    def _failure(self, err: ReadError) -> str:
+        if err.kind == "timeout":
+            return f"the agent at {self.url} did not answer within {self.timeout:g}s"
+        if err.kind == "unreachable":
+            return f"cannot reach the agent at {self.url}: {_cause(err.detail)}"
+        if err.kind == "too_large":
+            return f"{self.url} answered more than {MAX_ANSWER} bytes: is it a gpuwarden agent?"
+        return f"request to {self.url} failed: {err.detail}"
 
-def _cause(err: Exception) -> str:
-    """The innermost reason ('Connection refused', 'Name or service not known'), not urllib3's chain."""
-    text = str(err)
-    for marker in ("Connection refused", "Name or service not known", "No route to host", "timed out"):
-        if marker in text:
+
+def _cause(detail: str) -> str:
+    """The reason an engineer acts on ('connection refused', a TLS hint), not the socket's wording."""
+    for marker in ("Connection refused", "Name or service not known", "No route to host"):
+        if marker in detail:
             return marker.lower()
-    if "CERTIFICATE_VERIFY_FAILED" in text or "SSLError" in type(err).__name__:
+    if "CERTIFICATE_VERIFY_FAILED" in detail:
         return "TLS certificate not trusted (pass --ca-file)"
-    return type(err).__name__
+    return detail

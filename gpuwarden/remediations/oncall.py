@@ -20,7 +20,7 @@ from gpuwarden.address import parse_listen
 from gpuwarden.agent.api_auth import TokenFileError, load_tokens
 from gpuwarden.config import ConfigError
 
-if TYPE_CHECKING:  # requests loads only when an on-call verb runs: every command builds this parser
+if TYPE_CHECKING:  # the client loads only when an on-call verb runs: every command builds this parser
     from gpuwarden.remediations.client import Client
 
 DONE_OK = ("succeeded", "dry_run")
@@ -31,7 +31,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token-file", help="file with the bearer token (default: the config's api.token_file)")
     p.add_argument("--config", help="agent config (for the default --agent and --token-file)")
     p.add_argument("--ca-file", help="CA bundle to verify an HTTPS agent")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each answer")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds for each whole answer")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -69,7 +69,7 @@ def client(args: argparse.Namespace) -> Client:
         token = next(iter(load_tokens(token_file).values()))
     except TokenFileError as err:
         raise ConfigError([f"--token-file: {err}"]) from None
-    return Client(url, token, timeout=args.timeout, verify=args.ca_file or True)
+    return Client(url, token, timeout=args.timeout, ca_file=args.ca_file)
 
 
 def local_url(cfg: configmod.AgentConfig) -> str:
