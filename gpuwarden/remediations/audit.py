@@ -4,7 +4,9 @@ Every record has `ts`, `run`, `step`, `playbook`, `target` and step fields. Step
 `trigger`, `decision` (a rail said no, with its name), `plan`, `evidence`, `lease`, `attempt` (the
 attempt is reserved here, before anything is touched), `action` (one per plan step, started/done/
 failed), `verify`, and always last `outcome` with `result` in RESULTS. Engine-wide records: `pause`,
-`resume`, `reset`, `exhausted`, `storm` (the engine stopped acting: too many disruptive runs).
+`resume`, `reset`, `exhausted`, `storm` (the engine stopped acting: too many disruptive runs). A run
+skipped for a held bad state may be followed by `repeats` records: how many later requests of the same
+state the same rail refused (remediations/held.py), instead of a whole skipped run for each.
 
 Crash safety: one `os.write` per record on an O_APPEND descriptor, then `fsync`. A crash can leave at
 most one torn last line; `recover()` cuts it off and closes every run that has no `outcome` with
@@ -24,6 +26,10 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = ("succeeded", "failed", "skipped", "denied", "dry_run", "refused", "interrupted")
+
+
+class AuditClosed(Exception):
+    """A record after `close()`: the engine stopped; the run it belonged to reads `interrupted` at start."""
 
 
 class AuditCorrupt(Exception):
@@ -49,6 +55,8 @@ class AuditLog:
         record.update(fields)
         line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode()
         with self._lock:
+            if self._fd < 0:  # never write to a closed descriptor: its number may be another file's now
+                raise AuditClosed(f"{self.path} is closed: the engine stopped")
             os.write(self._fd, line)  # O_APPEND: one write, one position, never interleaved
             os.fsync(self._fd)
         return record
@@ -67,7 +75,9 @@ class AuditLog:
 
     def close(self) -> None:
         with self._lock:
-            os.close(self._fd)
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
     def recover(self) -> list[dict[str, Any]]:
         """Cut a torn last line, mark runs without an outcome `interrupted`; returns all records."""
@@ -148,4 +158,13 @@ def runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             run.update(source=r.get("source"), actor=r.get("actor"), reason=r.get("reason"))
         if r["step"] == "outcome":
             run.update(result=r.get("result"), ended=r["ts"], detail=r.get("reason"))
+        if r["step"] == "repeats":  # later requests of the same held state, refused the same way
+            repeats = run.get("repeats", 0) + int(r.get("count", 0))
+            run.update(repeats=repeats, repeated_until=r.get("last_ts"))
     return list(out.values())
+
+
+def result_text(run: dict[str, Any]) -> str:
+    """A run's result for a table: `skipped +2879` when a held state was refused 2879 more times."""
+    result = str(run.get("result") or "running")
+    return f"{result} +{run['repeats']}" if run.get("repeats") else result

@@ -8,7 +8,7 @@ import sys
 import time
 
 from gpuwarden import config as configmod
-from gpuwarden.remediations.audit import AuditCorrupt, read, runs
+from gpuwarden.remediations.audit import AuditCorrupt, read, result_text, runs
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,7 +47,7 @@ def cli(args: argparse.Namespace) -> int:
         return 0
     print(f"{'STARTED':<20} {'RUN':<12} {'PLAYBOOK':<16} {'TARGET':<10} {'RESULT':<11} REASON")
     for r in out:
-        result = r.get("result", "running")
+        result = result_text(r)
         print(f"{_when(r['started'])} {r['run']:<12} {r['playbook']:<16} {r['target']:<10} {result:<11} "
               f"{r.get('detail') or r.get('reason') or ''}")  # fmt: skip
     return 0

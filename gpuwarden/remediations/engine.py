@@ -23,7 +23,8 @@ from prometheus_client.core import Metric
 from gpuwarden.deadline import DeadlineExceeded, run_with_deadline
 from gpuwarden.fleet.budget import BudgetDenied, Lease
 from gpuwarden.remediations import metrics
-from gpuwarden.remediations.audit import AuditLog
+from gpuwarden.remediations.audit import AuditClosed, AuditLog
+from gpuwarden.remediations.held import Streak, Streaks
 from gpuwarden.remediations.rails import ALL, Rails
 from gpuwarden.remediations.registry import PLAYBOOKS, FleetView, Playbook, PlaybookContext
 from gpuwarden.remediations.request import Request, Submitted
@@ -74,6 +75,7 @@ class Engine:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._next_schedule: dict[str, float] = {}
+        self.streaks = Streaks()
 
     def audit_records(self) -> list[dict[str, Any]]:
         from gpuwarden.remediations.audit import read
@@ -93,6 +95,8 @@ class Engine:
 
     def stop(self, stop_targets: bool = False) -> None:
         self._stop.set()
+        for key in self.streaks.open_keys():  # what was counted so far is written, not lost with the process
+            self._end_streak(key)
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(None)
         if stop_targets:
@@ -161,8 +165,31 @@ class Engine:
         self.metrics.observe(record)
         return record
 
+    def _end_streak(self, key: tuple[str, str]) -> None:
+        streak = self.streaks.end(key)
+        if streak is not None and streak.count:
+            self._repeats(key[0], streak, ended=True)
+
+    def _repeats(self, playbook: str, streak: Streak, ended: bool) -> None:
+        """The requests of a held state that the same rail refused after `streak.run`, as one record."""
+        self._record(
+            streak.run, "repeats", playbook, streak.target, count=streak.count, rail=streak.rail,
+            reason=streak.reason, first_ts=round(streak.first, 6), last_ts=round(streak.last, 6), ended=ended,
+        )  # fmt: skip
+
+    def _streaks_tick(self) -> None:
+        for playbook, component in self.streaks.open_keys():
+            if not self.health_triggers.holding(playbook, component):  # recovered: the hold is over
+                self._end_streak((playbook, component))
+        for (playbook, _), streak in self.streaks.checkpoints(time.time()):
+            self._repeats(playbook, streak, ended=False)
+
     def _tick(self) -> None:
         while not self._stop.wait(TICK_S):
+            try:
+                self._streaks_tick()
+            except AuditClosed:  # stop() closed the log between the wait and here
+                return
             for request in self.health_triggers.due():
                 self.submit(request)
             self._scheduled(time.monotonic())
@@ -203,9 +230,13 @@ class Engine:
             settings = self.playbooks[request.playbook]
             try:
                 self._run(request, settings)
+            except AuditClosed:  # stopped mid-run: the next start closes the run as `interrupted`
+                self.log.warning("remediation %s stopped mid-run (run %s)", request.playbook, request.run_id)
+                return
             except Exception as err:  # a playbook bug must not kill the engine; the run still ends
                 self.log.exception("remediation %s crashed", request.playbook)
-                self._outcome(request, settings, "failed", f"engine error: {type(err).__name__}: {err}")
+                with contextlib.suppress(AuditClosed):
+                    self._outcome(request, settings, "failed", f"engine error: {type(err).__name__}: {err}")
             finally:
                 with self._lock:
                     self._busy.discard((request.playbook, settings.target))
@@ -213,29 +244,35 @@ class Engine:
     def _run(self, request: Request, settings: PlaybookSettings) -> None:
         run, name, target = request.run_id, request.playbook, settings.target
         started = time.monotonic()
-        self._record(
-            run, "trigger", name, target, source=request.source, actor=request.actor,
-            reason=request.reason, component=request.component, labels=dict(request.labels),
-        )  # fmt: skip
         storm = self.rails.storming(self.settings.storm, time.time())
         if storm:
             self._record("-", "storm", ALL, "-", reason=storm)
             self.log.error("remediation storm mode: %s; acting on nothing until reset; escalate", storm)
-        decision = self.rails.check(request, target, settings.rails, time.time())
-        if not decision.ok:
-            self._record(
-                run, "decision", name, target, allowed=False, rail=decision.rail, reason=decision.reason
-            )
-            if decision.rail == "budget":
-                self._record(run, "exhausted", name, target, reason=decision.reason)
-                self.log.error("remediation %s on %s exhausted: %s; escalate", name, target, decision.reason)
-            return self._outcome(request, settings, "skipped", decision.reason, started)
+        # Decide before writing anything: a held state refused again by the same rail is only counted.
         playbook = self.instances[name]
-        needed = self._still_needed(request, playbook)
-        if not needed[0]:
-            self._record(run, "decision", name, target, allowed=False, rail="recheck", reason=needed[1])
-            return self._outcome(request, settings, "skipped", needed[1], started)
-        self._record(run, "decision", name, target, allowed=True, reason=needed[1])
+        refusal, allowed, crash = self._verdict(request, settings, playbook)
+        held = (name, request.component) if request.source == "health" and request.component else None
+        if held is not None:
+            if refusal is not None and self.streaks.repeat(held, *refusal, time.time()):
+                return
+            self._end_streak(held)
+        self._record(
+            run, "trigger", name, target, source=request.source, actor=request.actor,
+            reason=request.reason, component=request.component, labels=dict(request.labels),
+        )  # fmt: skip
+        if crash is not None:
+            raise crash  # the playbook's re-check failed: the run ends `failed` after its trigger
+        if refusal is not None:
+            rail, reason = refusal
+            self._record(run, "decision", name, target, allowed=False, rail=rail, reason=reason)
+            if rail == "budget":
+                self._record(run, "exhausted", name, target, reason=reason)
+                self.log.error("remediation %s on %s exhausted: %s; escalate", name, target, reason)
+            self._outcome(request, settings, "skipped", reason, started)
+            if held is not None:
+                self.streaks.start(held, run, target, rail, reason, time.time())
+            return
+        self._record(run, "decision", name, target, allowed=True, reason=allowed)
         plan = playbook.plan(request)
         self._record(run, "plan", name, target, **plan.to_json())
         if plan.refusal:
@@ -275,6 +312,19 @@ class Engine:
         finally:
             if isinstance(lease, Lease):
                 lease.release()
+
+    def _verdict(
+        self, request: Request, settings: PlaybookSettings, playbook: Playbook
+    ) -> tuple[tuple[str, str] | None, str, Exception | None]:
+        """(rail and reason of a refusal or None, why it may act, a crash of the playbook's re-check)."""
+        decision = self.rails.check(request, settings.target, settings.rails, time.time())
+        if not decision.ok:
+            return (decision.rail, decision.reason), "", None
+        try:
+            needed, why = self._still_needed(request, playbook)
+        except Exception as err:  # raised once the trigger is written, so the run has all its records
+            return None, "", err
+        return (None if needed else ("recheck", why)), why, None
 
     def _still_needed(self, request: Request, playbook: Playbook) -> tuple[bool, str]:
         """Re-check right before acting: a component that recovered meanwhile is left alone (draino#116)."""

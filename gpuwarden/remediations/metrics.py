@@ -90,6 +90,9 @@ class EngineMetrics:
             self.observe(record)
 
     def observe(self, record: dict[str, Any]) -> None:
+        if record["step"] == "repeats":  # refused requests of a held state, counted in one record
+            self.runs[(record["playbook"], "skipped")] += int(record.get("count", 0))
+            return
         if record["step"] != "outcome":
             return
         self.runs[(record["playbook"], record["result"])] += 1

@@ -19,6 +19,7 @@ from gpuwarden import config as configmod
 from gpuwarden.address import parse_listen
 from gpuwarden.agent.api_auth import TokenFileError, load_tokens
 from gpuwarden.config import ConfigError
+from gpuwarden.remediations.audit import result_text
 
 if TYPE_CHECKING:  # the client loads only when an on-call verb runs: every command builds this parser
     from gpuwarden.remediations.client import Client
@@ -152,7 +153,7 @@ def runs(args: argparse.Namespace) -> int:
             print(f"PAUSED {'every playbook' if playbook == '*' else playbook}: {reason}")
         rows = [
             [_when(r.get("started")), r["run"], r["playbook"], r.get("target", ""),
-             r.get("result") or "running", r.get("actor") or "", r.get("detail") or r.get("reason") or ""]
+             result_text(r), r.get("actor") or "", r.get("detail") or r.get("reason") or ""]
             for r in answer.get("runs", [])
         ]  # fmt: skip
         print_table(["STARTED", "RUN", "PLAYBOOK", "TARGET", "RESULT", "ACTOR", "REASON"], rows)
@@ -219,6 +220,8 @@ def print_run(d: dict[str, Any]) -> None:
     print(f"  asked by {d.get('actor') or '-'} ({d.get('source') or '-'}): {d.get('reason') or '-'}")
     if d.get("detail"):
         print(f"  outcome: {d['detail']}")
+    if d.get("repeats"):
+        print(f"  then refused {d['repeats']} more time(s) the same way while the state held")
     plan = d.get("plan") or {}
     if plan.get("refusal"):
         print(f"  refused: {plan['refusal']}")

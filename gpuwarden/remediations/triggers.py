@@ -88,6 +88,11 @@ class HealthTriggers:
                     self._held[key] = _Held(now, None, dict(t.labels), t.reason)
                     self._entries[key].append(now)
 
+    def holding(self, playbook: str, component: str) -> bool:
+        """Whether `component` is still in a bad state that triggers `playbook`."""
+        with self._lock:
+            return (playbook, component) in self._held
+
     def due(self, now: float | None = None) -> list[Request]:
         now = time.monotonic() if now is None else now
         requests = []

@@ -235,7 +235,8 @@ def test_storm_mode_stops_every_playbook_after_too_many_disruptive_runs_until_re
 
     def run(reason: str) -> dict[str, object]:
         request = Request("worker_restart", "manual", "user:oncall", reason)
-        assert engine.submit(request).accepted
+        # The previous run's outcome is written a moment before its target is free again.
+        wait_for(lambda: engine.submit(request).accepted, what=f"{reason} accepted")
         return wait_for(
             lambda: [r for r in outcomes(Path(cfg.audit_log)) if r["run"] == request.run_id], what=reason
         )[0]

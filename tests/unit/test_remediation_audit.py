@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuwarden.remediations.audit import AuditCorrupt, AuditLog, read, runs
+from gpuwarden.remediations.audit import AuditClosed, AuditCorrupt, AuditLog, read, runs
 
 
 def lines(path: Path) -> list[dict[str, object]]:
@@ -65,3 +65,19 @@ def test_recovery_twice_marks_a_run_interrupted_once(tmp_path: Path) -> None:
     AuditLog(path).recover()
     AuditLog(path).recover()
     assert [r["step"] for r in lines(path)] == ["plan", "outcome"]
+
+
+def test_a_record_after_close_is_refused_and_never_lands_in_a_file_that_reused_the_descriptor(
+    tmp_path: Path,
+) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.write("r1", "trigger", "worker_restart", "worker")
+    log.close()
+    log.close()  # a second stop is harmless
+    other = tmp_path / "other.txt"
+    with other.open("w") as f:  # the likely new owner of the closed descriptor's number
+        with pytest.raises(AuditClosed, match="closed: the engine stopped"):
+            log.write("r1", "outcome", "worker_restart", "worker", result="succeeded")
+        f.flush()
+    assert other.read_text() == ""
+    assert [r["step"] for r in read(log.path)] == ["trigger"]
