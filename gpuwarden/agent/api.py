@@ -239,7 +239,7 @@ def exhausted(engine: Engine) -> dict[str, str]:
     """Playbook → why, for the playbooks whose attempt budget ran out on their target."""
     return {
         p: h.exhausted
-        for (p, target), h in engine.rails.histories.items()
+        for (p, target), h in list(engine.rails.histories.items())  # one copy: the engine adds entries
         if h.exhausted and p in engine.playbooks and engine.playbooks[p].target == target
     }
 

@@ -112,6 +112,7 @@ class EngineMetrics:
         extra: Iterable[tuple[str, float, Mapping[str, str]]] = (),
     ) -> Iterator[Metric]:
         fams = Families(CATALOG)
+        histories = list(rails.histories.items())  # one copy: the engine's thread adds entries
         for playbook in playbooks:
             for result in RESULTS:
                 runs = self.runs[(playbook, result)]
@@ -124,7 +125,7 @@ class EngineMetrics:
                 self.sums.get(playbook, 0.0),
                 playbook=playbook,
             )
-            exhausted = any(h.exhausted for (p, _), h in rails.histories.items() if p == playbook)
+            exhausted = any(h.exhausted for (p, _), h in histories if p == playbook)
             fams.add("gpuwarden_remediation_exhausted", exhausted, playbook=playbook)
             fams.add("gpuwarden_remediation_paused", playbook in rails.paused, playbook=playbook)
         fams.add("gpuwarden_remediation_paused", ALL in rails.paused, playbook=ALL)
