@@ -39,9 +39,11 @@ class MetricSpec:
         builds ~18 per GPU per cycle, and that was half the cost of its metric building
         (bench/results/gpu-*.txt). A copy shares the name, help and label names and gets its own samples.
         """
-        proto = _PROTOTYPES.get(self)
-        if proto is None:
-            proto = _PROTOTYPES[self] = self._build_family()
+        # Keyed by identity: hashing a frozen dataclass hashes all its fields, help text included.
+        found = _PROTOTYPES.get(id(self))
+        if found is None or found[0] is not self:
+            found = _PROTOTYPES[id(self)] = (self, self._build_family())
+        proto = found[1]
         family = object.__new__(type(proto))
         family.__dict__.update(proto.__dict__)
         family.samples = []
@@ -58,14 +60,39 @@ class MetricSpec:
         return GaugeMetricFamily(self.name, self.help, labels=labels)
 
 
-_PROTOTYPES: dict[MetricSpec, Metric] = {}
+_PROTOTYPES: dict[int, tuple[MetricSpec, Metric]] = {}  # id(spec) → (spec, its prototype family)
+_SPEC_MAPS: dict[int, tuple[Iterable[MetricSpec], dict[str, MetricSpec]]] = {}
+
+# A sample as prometheus_client's Sample(name, labels, value) builds it, without the namedtuple's Python-level
+# constructor: the tuple type's own, with the remaining fields (timestamp, exemplar, ...) None.
+assert Sample._fields[:3] == ("name", "labels", "value"), Sample._fields
+_SAMPLE_REST = (None,) * (len(Sample._fields) - 3)
+_new_tuple = tuple.__new__
+
+
+def _specs_of(catalog: Iterable[MetricSpec]) -> dict[str, MetricSpec]:
+    """name → spec, built once per catalog object (a collector builds a Families every cycle)."""
+    found = _SPEC_MAPS.get(id(catalog))
+    if found is None or found[0] is not catalog:
+        specs = {spec.name: spec for spec in catalog}
+        if not isinstance(catalog, tuple):  # only immutable catalogs can be remembered
+            return specs
+        found = _SPEC_MAPS[id(catalog)] = (catalog, specs)
+    return found[1]
+
+
+def checked_labels(spec: MetricSpec, labels: dict[str, str]) -> dict[str, str]:
+    """`labels` as `Families.extend` takes them, refused unless they are exactly the spec's, in its order."""
+    if tuple(labels) != spec.labels or not all(type(v) is str for v in labels.values()):
+        raise ValueError(f"metric {spec.name} takes labels {spec.labels} as strings, got {labels}")
+    return labels
 
 
 class Families:
     """Collects samples for one cycle against a catalog and yields only the families that got samples."""
 
     def __init__(self, catalog: Iterable[MetricSpec]) -> None:
-        self._specs = {spec.name: spec for spec in catalog}
+        self._specs = _specs_of(catalog)
         self._families: dict[str, Metric] = {}
 
     def _family(self, name: str, labels: dict[str, str], /) -> tuple[Metric, list[str]]:
@@ -97,6 +124,21 @@ class Families:
         if family is None:
             family = self._families[name] = self._specs[name].new_family()
         family.samples.append(Sample(name, labels, value, None, None))
+
+    def extend(self, rows: Iterable[tuple[str, dict[str, str], float | int | bool | None]], /) -> None:
+        """(name, labels, value) samples, in order; a None value is skipped (no answer, no sample).
+
+        The hot path of the GPU collector: its label dicts were built with `checked_labels` once per GPU
+        and are shared by every cycle's samples (nothing mutates a sample's labels), so nothing is checked
+        here; a name not in the catalog still fails."""
+        families, specs, new, rest = self._families, self._specs, _new_tuple, _SAMPLE_REST
+        for name, labels, value in rows:
+            if value is None:
+                continue
+            family = families.get(name)
+            if family is None:
+                family = families[name] = specs[name].new_family()
+            family.samples.append(new(Sample, (name, labels, float(value)) + rest))
 
     def check_labels(self, name: str, labels: dict[str, str], /) -> dict[str, str]:
         """`labels` for `name` as `append` takes them: catalog-checked, strings, in the spec's order."""
