@@ -107,23 +107,26 @@ class Families:
         return family, [str(labels[label]) for label in spec.labels]
 
     def add(self, name: str, value: float, /, **labels: str) -> None:
-        # The hot path of every collector (the GPU collector adds ~30 samples per GPU per cycle): once a
-        # family exists and the label names match its spec, the sample is appended as the family's own
-        # add_metric would build it (a counter's samples are named `<family>_total`, the catalog name).
-        family = self._families.get(name)
-        if family is None or tuple(labels) != self._specs[name].labels:
-            family, values = self._family(name, labels)  # checks the names; values in the spec's order
+        # The hot path of most collectors: when the label names are the spec's, in its order, the sample
+        # is appended as the family's own add_metric would build it (a counter's samples are named
+        # `<family>_total`, the catalog name); otherwise `_family` checks the names and orders the values.
+        spec = self._specs.get(name)
+        if spec is None or tuple(labels) != spec.labels:
+            family, values = self._family(name, labels)
             labels = dict(zip(self._specs[name].labels, values, strict=True))
-        elif not all(type(v) is str for v in labels.values()):
-            labels = {k: str(v) for k, v in labels.items()}
-        family.samples.append(Sample(name, labels, float(value), None, None))
+        else:
+            if not all(type(v) is str for v in labels.values()):
+                labels = {k: str(v) for k, v in labels.items()}
+            found = self._families.get(name)
+            family = found if found is not None else self._families.setdefault(name, spec.new_family())
+        family.samples.append(_new_tuple(Sample, (name, labels, float(value)) + _SAMPLE_REST))
 
     def append(self, name: str, labels: dict[str, str], value: float, /) -> None:
         """A sample whose label dict was checked with `check_labels` (it may be shared between cycles)."""
         family = self._families.get(name)
         if family is None:
             family = self._families[name] = self._specs[name].new_family()
-        family.samples.append(Sample(name, labels, value, None, None))
+        family.samples.append(_new_tuple(Sample, (name, labels, value) + _SAMPLE_REST))
 
     def extend(self, rows: Iterable[tuple[str, dict[str, str], float | int | bool | None]], /) -> None:
         """(name, labels, value) samples, in order; a None value is skipped (no answer, no sample).

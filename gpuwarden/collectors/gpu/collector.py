@@ -235,9 +235,10 @@ class GpuCollector:
         if fatal is not None or index not in self.identity:
             fams.add("gpuwarden_gpu_up", 0, gpu=gpu, uuid=uuid)
             return False
-        fams.add("gpuwarden_gpu_up", 1, gpu=gpu, uuid=uuid)
+        labels = self._labels_of(index)  # gpu and uuid, checked once
+        fams.append("gpuwarden_gpu_up", labels.base, 1.0)
         procs = ok(snap, "processes")
-        add_fast(fams, self._labels_of(index), snap, self.units.memory_by_unit(procs) if procs else {})
+        add_fast(fams, labels, snap, self.units.memory_by_unit(procs) if procs else {})
         results.append(
             checks.memory_health(
                 f"{comp}.memory", subject, snap, self._previous.get(index), s.ecc_storm_errors

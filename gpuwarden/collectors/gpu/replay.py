@@ -22,6 +22,8 @@ from gpuwarden.collectors.gpu.backend import GPU_IS_LOST, NvmlCallError, NvmlUna
 from gpuwarden.collectors.gpu.queries import BY_KEY
 from gpuwarden.collectors.gpu.record import FORMAT
 
+_IMMUTABLE = frozenset({int, float, str, bool, type(None)})
+
 
 class ReplayBackend:
     def __init__(self, recording: dict[str, Any]) -> None:
@@ -65,7 +67,10 @@ class ReplayBackend:
             raise NvmlCallError(999, fn)
         if "error" in answer:
             raise NvmlCallError(int(answer["error"]), fn)
-        return copy.deepcopy(answer["value"])
+        value = answer["value"]
+        # A copy, as NVML gives a fresh answer each call (the collector may keep or change it); numbers and
+        # strings cannot be changed, and copying them was most of the replay's own cost per cycle.
+        return value if type(value) in _IMMUTABLE else copy.deepcopy(value)
 
     def _step(self, index: int, key: str, scripted: Any) -> Any:
         """The scripted answer for this call: the next of a sequence (the last repeats), or a fixed one."""
