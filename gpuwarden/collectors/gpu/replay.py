@@ -12,7 +12,6 @@ tests/fixtures/nvml/derive_faults.py). An answer is `{"value": v}`, `{"error": c
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
 import time
@@ -22,7 +21,15 @@ from gpuwarden.collectors.gpu.backend import GPU_IS_LOST, NvmlCallError, NvmlUna
 from gpuwarden.collectors.gpu.queries import BY_KEY
 from gpuwarden.collectors.gpu.record import FORMAT
 
-_IMMUTABLE = frozenset({int, float, str, bool, type(None)})
+
+def _fresh(value: Any) -> Any:
+    """A copy of a recorded (JSON) answer, as NVML gives a fresh one each call (the collector may keep or
+    change it). copy.deepcopy's bookkeeping was most of the replay's own cost per cycle."""
+    if isinstance(value, dict):
+        return {k: _fresh(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fresh(v) for v in value]
+    return value  # numbers, strings, None: cannot be changed
 
 
 class ReplayBackend:
@@ -67,10 +74,7 @@ class ReplayBackend:
             raise NvmlCallError(999, fn)
         if "error" in answer:
             raise NvmlCallError(int(answer["error"]), fn)
-        value = answer["value"]
-        # A copy, as NVML gives a fresh answer each call (the collector may keep or change it); numbers and
-        # strings cannot be changed, and copying them was most of the replay's own cost per cycle.
-        return value if type(value) in _IMMUTABLE else copy.deepcopy(value)
+        return _fresh(answer["value"])
 
     def _step(self, index: int, key: str, scripted: Any) -> Any:
         """The scripted answer for this call: the next of a sequence (the last repeats), or a fixed one."""
