@@ -61,24 +61,27 @@ class MetricSpec:
 
 
 _PROTOTYPES: dict[int, tuple[MetricSpec, Metric]] = {}  # id(spec) → (spec, its prototype family)
-_SPEC_MAPS: dict[int, tuple[Iterable[MetricSpec], dict[str, MetricSpec]]] = {}
+_Template = tuple[type[Metric], dict[str, object]]  # a family's class and attributes but its samples
+_CATALOGS: dict[int, tuple[Iterable[MetricSpec], dict[str, MetricSpec], dict[str, _Template]]] = {}
 
 # A sample as prometheus_client's Sample(name, labels, value) builds it, without the namedtuple's Python-level
 # constructor: the tuple type's own, with the remaining fields (timestamp, exemplar, ...) None.
 assert Sample._fields[:3] == ("name", "labels", "value"), Sample._fields
 _SAMPLE_REST = (None,) * (len(Sample._fields) - 3)
 _new_tuple = tuple.__new__
+_new_object = object.__new__
 
 
-def _specs_of(catalog: Iterable[MetricSpec]) -> dict[str, MetricSpec]:
-    """name → spec, built once per catalog object (a collector builds a Families every cycle)."""
-    found = _SPEC_MAPS.get(id(catalog))
+def _catalog(catalog: Iterable[MetricSpec]) -> tuple[dict[str, MetricSpec], dict[str, _Template]]:
+    """name → spec and name → family template, kept per catalog object (a collector builds a Families
+    every cycle; its catalog is a module's tuple)."""
+    found = _CATALOGS.get(id(catalog))
     if found is None or found[0] is not catalog:
-        specs = {spec.name: spec for spec in catalog}
+        specs: dict[str, MetricSpec] = {spec.name: spec for spec in catalog}
         if not isinstance(catalog, tuple):  # only immutable catalogs can be remembered
-            return specs
-        found = _SPEC_MAPS[id(catalog)] = (catalog, specs)
-    return found[1]
+            return specs, {}
+        found = _CATALOGS[id(catalog)] = (catalog, specs, {})
+    return found[1], found[2]
 
 
 def checked_labels(spec: MetricSpec, labels: dict[str, str]) -> dict[str, str]:
@@ -92,8 +95,23 @@ class Families:
     """Collects samples for one cycle against a catalog and yields only the families that got samples."""
 
     def __init__(self, catalog: Iterable[MetricSpec]) -> None:
-        self._specs = _specs_of(catalog)
+        self._specs, self._templates = _catalog(catalog)
         self._families: dict[str, Metric] = {}
+
+    def _new(self, name: str) -> Metric:
+        """A new family for `name` (in the catalog), as `MetricSpec.new_family` makes it but from a
+        template kept per catalog: ~20 families per cycle come out of here."""
+        template = self._templates.get(name)
+        if template is None:
+            proto = self._specs[name].new_family()
+            attrs = {k: v for k, v in proto.__dict__.items() if k != "samples"}
+            template = self._templates[name] = (type(proto), attrs)
+        family = _new_object(template[0])
+        attributes = family.__dict__
+        attributes.update(template[1])
+        attributes["samples"] = []
+        self._families[name] = family
+        return family
 
     def _family(self, name: str, labels: dict[str, str], /) -> tuple[Metric, list[str]]:
         spec = self._specs.get(name)
@@ -101,9 +119,7 @@ class Families:
             raise KeyError(f"metric {name} is not in the catalog")
         if set(labels) != set(spec.labels):
             raise ValueError(f"metric {name} takes labels {spec.labels}, got {sorted(labels)}")
-        family = self._families.get(name)
-        if family is None:
-            family = self._families[name] = spec.new_family()
+        family = self._families.get(name) or self._new(name)
         return family, [str(labels[label]) for label in spec.labels]
 
     def add(self, name: str, value: float, /, **labels: str) -> None:
@@ -117,15 +133,12 @@ class Families:
         else:
             if not all(type(v) is str for v in labels.values()):
                 labels = {k: str(v) for k, v in labels.items()}
-            found = self._families.get(name)
-            family = found if found is not None else self._families.setdefault(name, spec.new_family())
+            family = self._families.get(name) or self._new(name)
         family.samples.append(_new_tuple(Sample, (name, labels, float(value)) + _SAMPLE_REST))
 
     def append(self, name: str, labels: dict[str, str], value: float, /) -> None:
         """A sample whose label dict was checked with `check_labels` (it may be shared between cycles)."""
-        family = self._families.get(name)
-        if family is None:
-            family = self._families[name] = self._specs[name].new_family()
+        family = self._families.get(name) or self._new(name)
         family.samples.append(_new_tuple(Sample, (name, labels, value) + _SAMPLE_REST))
 
     def extend(self, rows: Iterable[tuple[str, dict[str, str], float | int | bool | None]], /) -> None:
@@ -134,13 +147,11 @@ class Families:
         The hot path of the GPU collector: its label dicts were built with `checked_labels` once per GPU
         and are shared by every cycle's samples (nothing mutates a sample's labels), so nothing is checked
         here; a name not in the catalog still fails."""
-        families, specs, new, rest = self._families, self._specs, _new_tuple, _SAMPLE_REST
+        families, new, rest = self._families, _new_tuple, _SAMPLE_REST
         for name, labels, value in rows:
             if value is None:
                 continue
-            family = families.get(name)
-            if family is None:
-                family = families[name] = specs[name].new_family()
+            family = families.get(name) or self._new(name)
             family.samples.append(new(Sample, (name, labels, float(value)) + rest))
 
     def check_labels(self, name: str, labels: dict[str, str], /) -> dict[str, str]:

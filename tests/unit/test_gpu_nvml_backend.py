@@ -9,7 +9,14 @@ from typing import Any
 import pynvml
 
 from gpuwarden.collectors.gpu.backend import GPU_IS_LOST, NvmlCallError
-from gpuwarden.collectors.gpu.nvml_backend import ProcessList, _field_value, _handle, _used, plain
+from gpuwarden.collectors.gpu.nvml_backend import (
+    NvmlBackend,
+    ProcessList,
+    _field_value,
+    _handle,
+    _used,
+    plain,
+)
 from gpuwarden.collectors.gpu.procs import UnitCache, unit_of
 from gpuwarden.paths import Paths
 
@@ -137,3 +144,52 @@ def test_structures_with_text_and_nested_values_become_plain_values() -> None:
     util.gpu, util.memory = 95, 22
     assert plain(util) == {"gpu": 95, "memory": 22}
     assert plain((0, 0, 1, 0)) == [0, 0, 1, 0] and plain(True) is True and plain(None) is None
+
+
+class _Nvml:
+    """A double of the few nvidia-ml-py functions the queries below use, answering with its real structures
+    (values from the H200 recording), for a machine without a driver."""
+
+    NVMLError = pynvml.NVMLError
+    nvmlMemory_v2 = pynvml.nvmlMemory_v2
+    c_nvmlProcessInfo_v3_t = pynvml.c_nvmlProcessInfo_v3_t
+
+    @staticmethod
+    def nvmlDeviceGetMemoryInfo(handle: object, version: int = 0) -> object:  # noqa: N802 - pynvml's name
+        mem = pynvml.c_nvmlMemory_v2_t()
+        mem.version, mem.total, mem.used = version, 150754820096, 1059913728
+        return mem
+
+    @staticmethod
+    def nvmlDeviceGetClockInfo(handle: object, clock: int) -> int:  # noqa: N802
+        return {0: 1980, 1: 1980, 2: 3201}[clock]
+
+    @staticmethod
+    def nvmlDeviceGetTemperature(handle: object, sensor: int) -> int:  # noqa: N802
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+
+
+def test_queries_are_answered_through_the_pynvml_call_their_plan_names() -> None:
+    backend = NvmlBackend()
+    backend._nvml, backend._handles = _Nvml, ["handle0", NvmlCallError(GPU_IS_LOST, "x")]
+    for _ in range(2):  # the second time through the bound question
+        memory = backend.query(0, "memory")
+        assert memory["total"] == 150754820096 and memory["version"] == pynvml.nvmlMemory_v2
+        assert [backend.query(0, f"clock_{c}_mhz") for c in ("graphics", "sm", "memory")] == [
+            1980,
+            1980,
+            3201,
+        ]
+        try:
+            backend.query(0, "temperature")
+        except NvmlCallError as err:
+            assert err.code == pynvml.NVML_ERROR_NOT_SUPPORTED and err.call == "nvmlDeviceGetTemperature"
+        else:
+            raise AssertionError("no error raised")
+        for index in (1, 2):  # no handle since init; past the handles: the GPU fell off
+            try:
+                backend.query(index, "memory")
+            except NvmlCallError as err:
+                assert err.code == GPU_IS_LOST and err.call == "nvmlDeviceGetMemoryInfo"
+            else:
+                raise AssertionError("no error raised")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import time
+from collections.abc import Callable
 from typing import Any
 
 from gpuwarden.collectors.gpu.backend import (
@@ -61,6 +62,7 @@ class NvmlBackend:
         # Field ids a GPU refused with NOT_SUPPORTED: not asked again (each still costs time in the batch).
         self._unsupported_fields: dict[int, set[str]] = {}
         self._processes: ProcessList
+        self._asks: dict[str, Callable[[int, Any], Any]] = {}
 
     def init(self) -> dict[str, Any]:
         try:
@@ -105,25 +107,42 @@ class NvmlBackend:
             raise NvmlCallError(int(err.value), "nvmlDeviceGetCount") from None
 
     def query(self, index: int, key: str) -> Any:
-        q = BY_KEY[key]
-        nvml = self._nvml
         if index >= len(self._handles):  # a GPU index past the handles opened at init: it fell off since
-            raise NvmlCallError(GPU_IS_LOST, q.fn)
+            raise NvmlCallError(GPU_IS_LOST, BY_KEY[key].fn)
         handle = self._handles[index]
         if isinstance(handle, NvmlCallError):  # no handle since init: every question answers its error
-            raise NvmlCallError(handle.code, q.fn)
+            raise NvmlCallError(handle.code, BY_KEY[key].fn)
+        ask = self._asks.get(key) or self._ask(key)
         try:
-            if key == "memory":
-                return plain(nvml.nvmlDeviceGetMemoryInfo(handle, version=nvml.nvmlMemory_v2))
-            if key in ("fields", "fields_slow"):
-                return self._fields(index, handle, FIELDS if key == "fields" else FIELDS_SLOW)
-            if key in ("retired_pages_sbe", "retired_pages_dbe"):
-                return len(getattr(nvml, q.fn)(handle, *q.args))  # a count, not addresses
-            if key == "processes":
-                return self._processes.read(handle)
-            return plain(getattr(nvml, q.fn)(handle, *q.args))
-        except nvml.NVMLError as err:
-            raise NvmlCallError(int(err.value), q.fn) from None
+            return ask(index, handle)
+        except self._nvml.NVMLError as err:
+            raise NvmlCallError(int(err.value), BY_KEY[key].fn) from None
+
+    def _ask(self, key: str) -> Callable[[int, Any], Any]:
+        """The question for `key` as one function of (index, handle), bound at its first use: a cycle asks
+        ~17 per GPU, and looking up the plan and the pynvml function each time was a part of its cost."""
+        q, nvml = BY_KEY[key], self._nvml
+        fn, args = getattr(nvml, q.fn), q.args
+
+        def answer(index: int, handle: Any) -> Any:
+            return plain(fn(handle, *args))
+
+        def memory(index: int, handle: Any) -> Any:
+            return plain(fn(handle, version=nvml.nvmlMemory_v2))  # the v2 struct adds `reserved`
+
+        def fields(index: int, handle: Any) -> Any:
+            return self._fields(index, handle, FIELDS if key == "fields" else FIELDS_SLOW)
+
+        def count(index: int, handle: Any) -> Any:
+            return len(fn(handle, *args))  # retired pages: a count, not addresses
+
+        def processes(index: int, handle: Any) -> Any:
+            return self._processes.read(handle)
+
+        special = {"memory": memory, "fields": fields, "fields_slow": fields, "processes": processes}
+        special |= {"retired_pages_sbe": count, "retired_pages_dbe": count}
+        ask = self._asks[key] = special.get(key, answer)
+        return ask
 
     def _fields(self, index: int, handle: Any, wanted: dict[str, int]) -> dict[str, Any]:
         """One nvmlDeviceGetFieldValues call; each field answers on its own (NOT_SUPPORTED is per field)."""
