@@ -39,11 +39,9 @@ class MetricSpec:
         builds ~18 per GPU per cycle, and that was half the cost of its metric building
         (bench/results/gpu-*.txt). A copy shares the name, help and label names and gets its own samples.
         """
-        # Keyed by identity: hashing a frozen dataclass hashes all its fields, help text included.
-        found = _PROTOTYPES.get(id(self))
-        if found is None or found[0] is not self:
-            found = _PROTOTYPES[id(self)] = (self, self._build_family())
-        proto = found[1]
+        proto = _PROTOTYPES.get(self)
+        if proto is None:
+            proto = _PROTOTYPES[self] = self._build_family()
         family = object.__new__(type(proto))
         family.__dict__.update(proto.__dict__)
         family.samples = []
@@ -60,7 +58,7 @@ class MetricSpec:
         return GaugeMetricFamily(self.name, self.help, labels=labels)
 
 
-_PROTOTYPES: dict[int, tuple[MetricSpec, Metric]] = {}  # id(spec) → (spec, its prototype family)
+_PROTOTYPES: dict[MetricSpec, Metric] = {}
 _Template = tuple[type[Metric], dict[str, object]]  # a family's class and attributes but its samples
 _CATALOGS: dict[int, tuple[Iterable[MetricSpec], dict[str, MetricSpec], dict[str, _Template]]] = {}
 
@@ -80,6 +78,8 @@ def _catalog(catalog: Iterable[MetricSpec]) -> tuple[dict[str, MetricSpec], dict
         specs: dict[str, MetricSpec] = {spec.name: spec for spec in catalog}
         if not isinstance(catalog, tuple):  # only immutable catalogs can be remembered
             return specs, {}
+        if len(_CATALOGS) >= 64:  # catalogs are module constants; a tuple built per call must not pile up
+            _CATALOGS.clear()
         found = _CATALOGS[id(catalog)] = (catalog, specs, {})
     return found[1], found[2]
 
