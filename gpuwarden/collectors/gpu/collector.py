@@ -28,8 +28,9 @@ from gpuwarden.collectors.gpu.backend import (
     NvmlUnavailable,
 )
 from gpuwarden.collectors.gpu.events import XidWatcher
+from gpuwarden.collectors.gpu.families import Labels, add_fast, add_slow
 from gpuwarden.collectors.gpu.kmsg import KmsgReader
-from gpuwarden.collectors.gpu.metrics import CATALOG, Labels, add_fast, add_slow, ok
+from gpuwarden.collectors.gpu.metrics import CATALOG, ok
 from gpuwarden.collectors.gpu.nvml_thread import DriverUnresponsive, NvmlThread
 from gpuwarden.collectors.gpu.procs import UnitCache
 from gpuwarden.collectors.gpu.queries import FAST, SLOW
