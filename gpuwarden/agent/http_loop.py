@@ -7,7 +7,9 @@ TLS; docs/operations.md has the measurements. Here one thread owns every socket,
 selector: it accepts, runs each TLS handshake step as bytes arrive, reads request heads and bodies, and
 writes responses. A connection costs a socket and a few hundred bytes, never a thread, so idle, slow and
 half-handshaken clients cannot starve anyone; each has a deadline. Only complete requests reach the
-handler threads (or run inline on the I/O thread when the route says they are quick).
+handler threads (or run inline on the I/O thread when the route says they are quick). The handler threads
+start with the first request that needs one: the default routes are all inline, so an agent without the
+/v1 API runs none (each thread costs memory: bench/footprint.py).
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class Server:
             threading.Thread(target=self._work, name=f"http-{i}", daemon=True)
             for i in range(limits.handler_threads)
         ]
+        self._workers_started = False  # set and read on the I/O thread only
 
     @property
     def address(self) -> tuple[str, int]:
@@ -106,8 +109,6 @@ class Server:
         self._selector.register(self._listener, selectors.EVENT_READ, None)
         self._selector.register(self._wake_r, selectors.EVENT_READ, self._wake_r)
         self._io.start()
-        for worker in self._workers:
-            worker.start()
 
     def stop(self, timeout: float = 1.0) -> None:
         """Close the listener and every connection; a handler still running is abandoned, not awaited."""
@@ -116,7 +117,7 @@ class Server:
         if self._io.is_alive():
             self._io.join(timeout)
         self._listener.close()  # now, even if the I/O thread is slow to see it: a reload binds the port again
-        for _ in self._workers:
+        for _ in self._workers if self._workers_started else ():
             self._jobs.put(None)
 
     # -- the I/O thread ------------------------------------------------------------------------------
@@ -314,6 +315,10 @@ class Server:
             self._respond(conn, route, request, self._call(route, request))
         else:
             self._watch(conn, 0)  # pipelined bytes wait in the kernel until this answer is out
+            if not self._workers_started:  # the first request for a handler thread starts the pool
+                self._workers_started = True
+                for worker in self._workers:
+                    worker.start()
             self._jobs.put((conn, route, request))
 
     def _refuse(self, conn: Conn, err: HTTPError) -> None:

@@ -28,7 +28,7 @@ from gpuwarden.paths import Paths
 
 class CollectorSettings(StrictModel):
     enabled: bool = Field(True, description="run this collector")
-    # Bounded so a typo cannot schedule a job beyond what APScheduler's timedelta or a deadline can hold.
+    # Bounded so a typo cannot schedule a job beyond what a timer or a deadline can hold.
     interval: float = Field(15.0, gt=0, le=86400, description="seconds between two collections")
     timeout: float = Field(10.0, gt=0, le=3600, description="deadline for one collection, in seconds")
 
