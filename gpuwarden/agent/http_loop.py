@@ -20,11 +20,14 @@ import logging
 import queue
 import selectors
 import socket
-import ssl
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ssl
 
 from gpuwarden.agent.http import (
     Headers,
@@ -53,6 +56,10 @@ TICK = 0.25  # how often deadlines are checked
 LINGER_S = 2.0  # after refusing a request, drain what the client still sends so it can read our answer
 LINGER_BYTES = 1 << 20  # ... or this much of it
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class _NeverRaised(OSError):
+    """Stands in for ssl.SSLWantReadError and SSLWantWriteError in a server without TLS."""
 Observer = Callable[[str, str, int], None]  # (method, route pattern or "none", status) per response
 
 
@@ -69,6 +76,14 @@ class Server:
         observe: Observer | None = None,
     ) -> None:
         self.router, self.limits, self.log, self.tls = router, limits, log, tls
+        # ssl's errors, as the except clauses below name them; ssl itself is imported only with a TLS
+        # context (bench/footprint.py): without one no socket can raise them.
+        self._want_read: type[OSError] = _NeverRaised
+        self._want_write: type[OSError] = _NeverRaised
+        if tls is not None:
+            import ssl
+
+            self._want_read, self._want_write = ssl.SSLWantReadError, ssl.SSLWantWriteError
         self.stats = stats or Stats()
         self.stats.max_connections = limits.max_connections
         self.observe = observe
@@ -256,13 +271,13 @@ class Server:
     def _handshake(self, conn: Conn) -> None:
         try:
             conn.sock.do_handshake()  # type: ignore[attr-defined]
-        except ssl.SSLWantReadError:
+        except self._want_read:
             self._watch(conn, selectors.EVENT_READ)
             return
-        except ssl.SSLWantWriteError:
+        except self._want_write:
             self._watch(conn, selectors.EVENT_WRITE)
             return
-        except (ssl.SSLError, OSError):
+        except OSError:  # ssl.SSLError included
             self._close(conn, "handshake_failed")
             return
         conn.state, conn.deadline = IDLE, time.monotonic() + self.limits.idle_timeout
@@ -273,7 +288,7 @@ class Server:
         while True:  # one chunk per wake-up, so one fast sender cannot monopolise the I/O thread
             try:
                 chunk = conn.sock.recv(65536)
-            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            except (BlockingIOError, self._want_read, self._want_write):
                 break
             except OSError:  # includes SSLError: a reset or a broken TLS stream
                 self._close(conn, None if conn.state in (IDLE, LINGER) else "reset")
@@ -288,7 +303,7 @@ class Server:
                 return
             conn.buf += chunk
             # Read on only while a TLS record still holds decrypted bytes the selector cannot see.
-            if not (isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending()):
+            if not (self.tls is not None and conn.sock.pending()):  # type: ignore[attr-defined]
                 break
         if conn.state in (IDLE, READING):
             self._advance(conn)
@@ -367,10 +382,10 @@ class Server:
         while conn.out:
             try:
                 sent = conn.sock.send(conn.out)
-            except (BlockingIOError, ssl.SSLWantWriteError):
+            except (BlockingIOError, self._want_write):
                 self._watch(conn, selectors.EVENT_WRITE)
                 return
-            except ssl.SSLWantReadError:
+            except self._want_read:
                 self._watch(conn, selectors.EVENT_READ)
                 return
             except OSError:
