@@ -1,4 +1,4 @@
-"""The Prometheus text format (0.0.4) of metric families: the bytes prometheus_client's generate_latest writes.
+"""The Prometheus text format (0.0.4) of metric families: the bytes of prometheus_client's generate_latest.
 
 generate_latest lives in prometheus_client.exposition, whose imports (ssl, http.server, urllib.request,
 wsgiref: the library's own servers and push client) cost the agent 2.8 MB (see gpuwarden/promclient.py).

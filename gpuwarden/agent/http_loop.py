@@ -60,6 +60,8 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 
 class _NeverRaised(OSError):
     """Stands in for ssl.SSLWantReadError and SSLWantWriteError in a server without TLS."""
+
+
 Observer = Callable[[str, str, int], None]  # (method, route pattern or "none", status) per response
 
 
