@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from prometheus_client.core import Metric
+from prometheus_client.metrics_core import Metric
 from pydantic import Field
 
 from gpuwarden.config_base import StrictModel
