@@ -63,9 +63,9 @@ def _logger(log_file: str | None) -> logging.Logger:
     if log_file:
         # WatchedFileHandler reopens the file after logrotate moves it (the log-rotation playbook). Imported
         # here: the CLI imports this module for its arguments, the agent included (bench/footprint.py).
-        import logging.handlers
+        from logging.handlers import WatchedFileHandler
 
-        handlers.append(logging.handlers.WatchedFileHandler(log_file))
+        handlers.append(WatchedFileHandler(log_file))
     for handler in handlers:
         handler.setFormatter(fmt)
         log.addHandler(handler)
