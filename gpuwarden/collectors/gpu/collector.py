@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client.core import Metric
+from prometheus_client.metrics_core import Metric
 
 from gpuwarden.agent.registry import CollectorContext, Item, register
 from gpuwarden.catalog import Families
