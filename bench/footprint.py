@@ -4,6 +4,8 @@
 `gpuwarden agent` runs out of the box) and Debian's prometheus-node-exporter with its defaults, scrapes
 each every 15 s as Prometheus would, waits `--seconds` (60), and reads both processes' /proc entries:
 RSS (VmRSS) and CPU (utime + stime after the first scrape, over the wall time since, in millicores).
+A second agent runs beside them as the package installs it (examples/agent.yaml, `--log-format json`
+from /etc/default/gpuwarden): reading a config file costs PyYAML, which the built-in defaults do not load.
 Then it says where the agent's memory goes: anonymous (Python objects) against file-backed (shared
 libraries), the largest mappings, the threads, and the imported modules by top-level package.
 MB here is 10^6 bytes. The last line is `rss_mb=<agent> node_exporter_rss_mb=<peer> cpu_mcpu=<agent>`.
@@ -128,7 +130,8 @@ def main() -> int:
     if peer is None:
         raise SystemExit("node_exporter is not installed (Debian package prometheus-node-exporter)")
     config = ["--config", args.config] if args.config else []
-    ours_port, peer_port = free_port(), free_port()
+    ours_port, peer_port, packaged_port = free_port(), free_port(), free_port()
+    packaged = ["--config", str(ROOT / "examples" / "agent.yaml"), "--log-format", "json"]
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
@@ -146,10 +149,17 @@ def main() -> int:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        procs = {"gpuwarden": agent, "node_exporter": node}
+        as_packaged = subprocess.Popen(
+            [sys.executable, "-m", "gpuwarden", "agent", *packaged, "--listen", f"127.0.0.1:{packaged_port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        procs = {"gpuwarden": agent, "node_exporter": node, "gpuwarden (pkg)": as_packaged}
         urls = {
             "gpuwarden": f"http://127.0.0.1:{ours_port}/metrics",
             "node_exporter": f"http://127.0.0.1:{peer_port}/metrics",
+            "gpuwarden (pkg)": f"http://127.0.0.1:{packaged_port}/metrics",
         }
         try:
             for name, url in urls.items():
@@ -188,12 +198,13 @@ def main() -> int:
     for name in procs:
         m = mem[name]
         print(
-            f"  {name:14s} RSS {mb(m['VmRSS']):6.1f} MB (anon {mb(m['RssAnon']):5.1f},"
+            f"  {name:15s} RSS {mb(m['VmRSS']):6.1f} MB (anon {mb(m['RssAnon']):5.1f},"
             f" file {mb(m['RssFile']):5.1f})  threads {m['Threads']:3d}  CPU {cpu[name]:6.2f} mCPU"
             f"  /metrics {sizes[name]} bytes"
         )
     ours, theirs = mem["gpuwarden"]["VmRSS"], mem["node_exporter"]["VmRSS"]
     print(f"  ratio RSS gpuwarden / node_exporter = {ours / theirs:.2f}")
+    print("  gpuwarden (pkg): the same agent with the packaged examples/agent.yaml and --log-format json")
     print("gpuwarden's largest resident mappings:")
     for kb, path in top:
         short = re.sub(r".*/site-packages/", "site-packages/", path)  # no host paths in results

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from prometheus_client.core import (
+from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
@@ -59,14 +59,59 @@ class MetricSpec:
 
 
 _PROTOTYPES: dict[MetricSpec, Metric] = {}
+_Template = tuple[type[Metric], dict[str, object]]  # a family's class and attributes but its samples
+_CATALOGS: dict[int, tuple[Iterable[MetricSpec], dict[str, MetricSpec], dict[str, _Template]]] = {}
+
+# A sample as prometheus_client's Sample(name, labels, value) builds it, without the namedtuple's Python-level
+# constructor: the tuple type's own, with the remaining fields (timestamp, exemplar, ...) None.
+assert Sample._fields[:3] == ("name", "labels", "value"), Sample._fields
+_SAMPLE_REST = (None,) * (len(Sample._fields) - 3)
+_new_tuple = tuple.__new__
+_new_object = object.__new__
+
+
+def _catalog(catalog: Iterable[MetricSpec]) -> tuple[dict[str, MetricSpec], dict[str, _Template]]:
+    """name → spec and name → family template, kept per catalog object (a collector builds a Families
+    every cycle; its catalog is a module's tuple)."""
+    found = _CATALOGS.get(id(catalog))
+    if found is None or found[0] is not catalog:
+        specs: dict[str, MetricSpec] = {spec.name: spec for spec in catalog}
+        if not isinstance(catalog, tuple):  # only immutable catalogs can be remembered
+            return specs, {}
+        if len(_CATALOGS) >= 64:  # catalogs are module constants; a tuple built per call must not pile up
+            _CATALOGS.clear()
+        found = _CATALOGS[id(catalog)] = (catalog, specs, {})
+    return found[1], found[2]
+
+
+def checked_labels(spec: MetricSpec, labels: dict[str, str]) -> dict[str, str]:
+    """`labels` as `Families.extend` takes them, refused unless they are exactly the spec's, in its order."""
+    if tuple(labels) != spec.labels or not all(type(v) is str for v in labels.values()):
+        raise ValueError(f"metric {spec.name} takes labels {spec.labels} as strings, got {labels}")
+    return labels
 
 
 class Families:
     """Collects samples for one cycle against a catalog and yields only the families that got samples."""
 
     def __init__(self, catalog: Iterable[MetricSpec]) -> None:
-        self._specs = {spec.name: spec for spec in catalog}
+        self._specs, self._templates = _catalog(catalog)
         self._families: dict[str, Metric] = {}
+
+    def _new(self, name: str) -> Metric:
+        """A new family for `name` (in the catalog), as `MetricSpec.new_family` makes it but from a
+        template kept per catalog: ~20 families per cycle come out of here."""
+        template = self._templates.get(name)
+        if template is None:
+            proto = self._specs[name].new_family()
+            attrs = {k: v for k, v in proto.__dict__.items() if k != "samples"}
+            template = self._templates[name] = (type(proto), attrs)
+        family = _new_object(template[0])
+        attributes = family.__dict__
+        attributes.update(template[1])
+        attributes["samples"] = []
+        self._families[name] = family
+        return family
 
     def _family(self, name: str, labels: dict[str, str], /) -> tuple[Metric, list[str]]:
         spec = self._specs.get(name)
@@ -74,29 +119,40 @@ class Families:
             raise KeyError(f"metric {name} is not in the catalog")
         if set(labels) != set(spec.labels):
             raise ValueError(f"metric {name} takes labels {spec.labels}, got {sorted(labels)}")
-        family = self._families.get(name)
-        if family is None:
-            family = self._families[name] = spec.new_family()
+        family = self._families.get(name) or self._new(name)
         return family, [str(labels[label]) for label in spec.labels]
 
     def add(self, name: str, value: float, /, **labels: str) -> None:
-        # The hot path of every collector (the GPU collector adds ~30 samples per GPU per cycle): once a
-        # family exists and the label names match its spec, the sample is appended as the family's own
-        # add_metric would build it (a counter's samples are named `<family>_total`, the catalog name).
-        family = self._families.get(name)
-        if family is None or tuple(labels) != self._specs[name].labels:
-            family, values = self._family(name, labels)  # checks the names; values in the spec's order
+        # The hot path of most collectors: when the label names are the spec's, in its order, the sample
+        # is appended as the family's own add_metric would build it (a counter's samples are named
+        # `<family>_total`, the catalog name); otherwise `_family` checks the names and orders the values.
+        spec = self._specs.get(name)
+        if spec is None or tuple(labels) != spec.labels:
+            family, values = self._family(name, labels)
             labels = dict(zip(self._specs[name].labels, values, strict=True))
-        elif not all(type(v) is str for v in labels.values()):
-            labels = {k: str(v) for k, v in labels.items()}
-        family.samples.append(Sample(name, labels, float(value), None, None))
+        else:
+            if not all(type(v) is str for v in labels.values()):
+                labels = {k: str(v) for k, v in labels.items()}
+            family = self._families.get(name) or self._new(name)
+        family.samples.append(_new_tuple(Sample, (name, labels, float(value)) + _SAMPLE_REST))
 
     def append(self, name: str, labels: dict[str, str], value: float, /) -> None:
         """A sample whose label dict was checked with `check_labels` (it may be shared between cycles)."""
-        family = self._families.get(name)
-        if family is None:
-            family = self._families[name] = self._specs[name].new_family()
-        family.samples.append(Sample(name, labels, value, None, None))
+        family = self._families.get(name) or self._new(name)
+        family.samples.append(_new_tuple(Sample, (name, labels, value) + _SAMPLE_REST))
+
+    def extend(self, rows: Iterable[tuple[str, dict[str, str], float | int | bool | None]], /) -> None:
+        """(name, labels, value) samples, in order; a None value is skipped (no answer, no sample).
+
+        The hot path of the GPU collector: its label dicts were built with `checked_labels` once per GPU
+        and are shared by every cycle's samples (nothing mutates a sample's labels), so nothing is checked
+        here; a name not in the catalog still fails."""
+        families, new, rest = self._families, _new_tuple, _SAMPLE_REST
+        for name, labels, value in rows:
+            if value is None:
+                continue
+            family = families.get(name) or self._new(name)
+            family.samples.append(new(Sample, (name, labels, float(value)) + rest))
 
     def check_labels(self, name: str, labels: dict[str, str], /) -> dict[str, str]:
         """`labels` for `name` as `append` takes them: catalog-checked, strings, in the spec's order."""

@@ -11,7 +11,6 @@ the agent opens at start (TLS material) are checked here, so a missing one is ex
 
 from __future__ import annotations
 
-import ssl
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
@@ -30,7 +29,6 @@ from gpuwarden.config_base import (
     readable_file,
     section_model,
 )
-from gpuwarden.config_file import read_yaml
 from gpuwarden.fleet.settings import FleetSettings
 from gpuwarden.paths import Paths
 from gpuwarden.remediations.registry import PLAYBOOKS
@@ -67,6 +65,8 @@ class TLSSettings(StrictModel):
             return self
         # Load them as the server will, so a bad PEM or a key of another certificate is exit 78 here and
         # not a failed start. An encrypted key gets an empty passphrase, never a prompt on the terminal.
+        import ssl  # here: only a config with TLS loads it (bench/footprint.py)
+
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         try:
             context.load_cert_chain(self.cert_file, self.key_file, password=lambda: b"")
@@ -211,4 +211,6 @@ def load(path: str | None) -> AgentConfig:
     """The config in `path`, or the built-in defaults when `path` is None."""
     if path is None:
         return AgentConfig()
+    from gpuwarden.config_file import read_yaml  # PyYAML loads with a file to read (bench/footprint.py)
+
     return from_mapping(read_yaml(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import resource
@@ -14,22 +15,21 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
-
 import gpuwarden
 from gpuwarden import config as configmod
-from gpuwarden.agent import api, logs
+from gpuwarden.agent import logs
 from gpuwarden.agent.context import build_collector
 from gpuwarden.agent.health_store import HealthStore
 from gpuwarden.agent.http import Route, Router, Stats
 from gpuwarden.agent.registry import REGISTRY, Collector, CollectorSettings
 from gpuwarden.agent.runner import Runner
+from gpuwarden.agent.schedule import Scheduler
 from gpuwarden.agent.sdnotify import Notifier
 from gpuwarden.agent.server import HTTPServer, agent_routes
 from gpuwarden.config import AgentConfig, ConfigError
 
 if TYPE_CHECKING:  # kazoo is imported only when the fleet or the engine is enabled (bench/footprint.py)
+    from gpuwarden.agent.api import Api
     from gpuwarden.fleet.member import FleetMember
     from gpuwarden.remediations.engine import Engine
 
@@ -38,6 +38,7 @@ FLEET_REFRESH_SECONDS = 15.0
 # SIGTERM to exit, whatever a collector, a handler or a client is doing: below the unit's TimeoutStopSec=10s
 # and the 5 s that docs/operations.md promises. Orderly steps are bounded; this is the backstop.
 EXIT_DEADLINE_SECONDS = 4.0
+M_ARENA_MAX = -8  # glibc's malloc.h
 
 
 class Agent:
@@ -56,10 +57,7 @@ class Agent:
         self.health = HealthStore()
         self.runner = Runner(self.health, self.log.getChild("runner"))
         self.notifier = Notifier()
-        self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=max(4, len(REGISTRY) + 2))},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-        )
+        self.scheduler = Scheduler(self.log.getChild("schedule"))
         self.server: HTTPServer | None = None
         self.router = Router(agent_routes(self.runner, self.health, self.alive))
         self.http_stats = Stats()
@@ -68,7 +66,7 @@ class Agent:
         self.engine: Engine | None = None
         self._unsubscribe: Callable[[], object] | None = None
         # /v1 exists only when `api.token_file` is set at start; a reload swaps its tokens.
-        self.api = api.build(config, lambda: self.engine, lambda: self.fleet, self.log.getChild("api"))
+        self.api = self._build_api(config)
         for route in self.api.routes() if self.api else []:
             self.router.add(route)
         self._wake = threading.Event()
@@ -76,6 +74,13 @@ class Agent:
         self._signals_in.setblocking(False)
         self._stop = False
         self._reload = False
+
+    def _build_api(self, config: AgentConfig) -> Api | None:
+        if config.api.token_file is None:
+            return None  # and its modules stay unloaded (bench/footprint.py)
+        from gpuwarden.agent import api
+
+        return api.build(config, lambda: self.engine, lambda: self.fleet, self.log.getChild("api"))
 
     def _setup_logging(self, config: AgentConfig) -> logging.Logger:
         return logs.setup(config.agent.log_level, self.log_format_override or config.agent.log_format)
@@ -89,6 +94,7 @@ class Agent:
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def run(self) -> int:
+        _limit_malloc_arenas()  # before any thread of ours starts
         threading.Thread(target=self._dispatch_signals, name="signals", daemon=True).start()
         # Collections run in threads; a scrape that arrives during one waits for the GIL, which the
         # collecting thread gives up only every switch interval (5 ms by default, several hand-offs per
@@ -145,7 +151,7 @@ class Agent:
     def shutdown(self) -> None:
         self.notifier.notify("STOPPING=1", "STATUS=stopping")
         self.log.info("stopping")
-        self.scheduler.shutdown(wait=False)
+        self.scheduler.shutdown()
         if self.server:
             self.server.stop()
         # Closing can block on a hung driver; never let it hold up the exit past systemd's patience.
@@ -218,7 +224,7 @@ class Agent:
     def _install_collectors(self, config: AgentConfig, old: AgentConfig | None = None) -> None:
         """Replace the collector set, run each once (so READY means data is there), then schedule."""
         for name in self.runner.names():
-            self.scheduler.remove_job(name)
+            self.scheduler.remove(name)
         self.runner.set_collectors(self._build_collectors(config, old))
         first = [
             threading.Thread(target=self.runner.run, args=(n,), daemon=True) for n in self.runner.names()
@@ -229,7 +235,7 @@ class Agent:
             t.join()
         for name in self.runner.names():
             interval = config.collector_settings(name).interval
-            self.scheduler.add_job(self.runner.run, "interval", seconds=interval, args=[name], id=name)
+            self.scheduler.add(name, functools.partial(self.runner.run, name), interval)
 
     def _fleet_summary(self) -> dict[str, object]:
         from gpuwarden.fleet.member import summarize
@@ -244,7 +250,7 @@ class Agent:
         if old is not None and old.fleet == config.fleet:
             return
         if self.fleet:
-            self.scheduler.remove_job("fleet")
+            self.scheduler.remove("fleet")
             self.fleet.stop()
             self.fleet = None
         if config.fleet.enabled:
@@ -252,7 +258,7 @@ class Agent:
 
             endpoint = self.server.address if self.server else None  # Prometheus finds /metrics here
             self.fleet = FleetMember(config.fleet, self._fleet_summary, endpoint=endpoint).start()
-            self.scheduler.add_job(self.fleet.refresh, "interval", seconds=FLEET_REFRESH_SECONDS, id="fleet")
+            self.scheduler.add("fleet", self.fleet.refresh, FLEET_REFRESH_SECONDS)
             self.log.info("joining fleet %s as %s", config.fleet.cluster, config.fleet.node_name())
 
     def _install_engine(self, config: AgentConfig | None, old: AgentConfig | None) -> None:
@@ -350,6 +356,22 @@ def _same_inputs(name: str, old: AgentConfig, new: AgentConfig) -> bool:
     return old.collector_settings(name) == new.collector_settings(name) and old.model_dump(
         exclude=shared
     ) == new.model_dump(exclude=shared)
+
+
+def _limit_malloc_arenas() -> None:
+    """One glibc malloc arena for the whole agent, unless the environment sets MALLOC_ARENA_MAX.
+
+    glibc gives threads arenas of their own (up to 8 per core) so that they do not wait for each other's
+    allocations; here the GIL already serialises nearly all of them, and every arena keeps free pages of its
+    own: 1.9 MB of the agent's RSS (`python bench/footprint.py`, issue 15). Another libc: nothing to do."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        import ctypes  # here: the agent alone needs it (and the GPU collector's NVML library loads it anyway)
+
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
+    except (OSError, AttributeError):
+        pass
 
 
 def _raise_fd_limit(wanted: int) -> None:

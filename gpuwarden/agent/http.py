@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qsl, unquote
 
-from prometheus_client.core import Metric
+from prometheus_client.metrics_core import Metric
 
 from gpuwarden.catalog import Families, MetricSpec
 

@@ -7,7 +7,9 @@ TLS; docs/operations.md has the measurements. Here one thread owns every socket,
 selector: it accepts, runs each TLS handshake step as bytes arrive, reads request heads and bodies, and
 writes responses. A connection costs a socket and a few hundred bytes, never a thread, so idle, slow and
 half-handshaken clients cannot starve anyone; each has a deadline. Only complete requests reach the
-handler threads (or run inline on the I/O thread when the route says they are quick).
+handler threads (or run inline on the I/O thread when the route says they are quick). The handler threads
+start with the first request that needs one: the default routes are all inline, so an agent without the
+/v1 API runs none (each thread costs memory: bench/footprint.py).
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ import logging
 import queue
 import selectors
 import socket
-import ssl
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ssl
 
 from gpuwarden.agent.http import (
     Headers,
@@ -51,6 +56,12 @@ TICK = 0.25  # how often deadlines are checked
 LINGER_S = 2.0  # after refusing a request, drain what the client still sends so it can read our answer
 LINGER_BYTES = 1 << 20  # ... or this much of it
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class _NeverRaised(OSError):
+    """Stands in for ssl.SSLWantReadError and SSLWantWriteError in a server without TLS."""
+
+
 Observer = Callable[[str, str, int], None]  # (method, route pattern or "none", status) per response
 
 
@@ -67,6 +78,14 @@ class Server:
         observe: Observer | None = None,
     ) -> None:
         self.router, self.limits, self.log, self.tls = router, limits, log, tls
+        # ssl's errors, as the except clauses below name them; ssl itself is imported only with a TLS
+        # context (bench/footprint.py): without one no socket can raise them.
+        self._want_read: type[OSError] = _NeverRaised
+        self._want_write: type[OSError] = _NeverRaised
+        if tls is not None:
+            import ssl
+
+            self._want_read, self._want_write = ssl.SSLWantReadError, ssl.SSLWantWriteError
         self.stats = stats or Stats()
         self.stats.max_connections = limits.max_connections
         self.observe = observe
@@ -96,6 +115,7 @@ class Server:
             threading.Thread(target=self._work, name=f"http-{i}", daemon=True)
             for i in range(limits.handler_threads)
         ]
+        self._workers_started = False  # set and read on the I/O thread only
 
     @property
     def address(self) -> tuple[str, int]:
@@ -106,8 +126,6 @@ class Server:
         self._selector.register(self._listener, selectors.EVENT_READ, None)
         self._selector.register(self._wake_r, selectors.EVENT_READ, self._wake_r)
         self._io.start()
-        for worker in self._workers:
-            worker.start()
 
     def stop(self, timeout: float = 1.0) -> None:
         """Close the listener and every connection; a handler still running is abandoned, not awaited."""
@@ -116,7 +134,7 @@ class Server:
         if self._io.is_alive():
             self._io.join(timeout)
         self._listener.close()  # now, even if the I/O thread is slow to see it: a reload binds the port again
-        for _ in self._workers:
+        for _ in self._workers if self._workers_started else ():
             self._jobs.put(None)
 
     # -- the I/O thread ------------------------------------------------------------------------------
@@ -255,13 +273,13 @@ class Server:
     def _handshake(self, conn: Conn) -> None:
         try:
             conn.sock.do_handshake()  # type: ignore[attr-defined]
-        except ssl.SSLWantReadError:
+        except self._want_read:
             self._watch(conn, selectors.EVENT_READ)
             return
-        except ssl.SSLWantWriteError:
+        except self._want_write:
             self._watch(conn, selectors.EVENT_WRITE)
             return
-        except (ssl.SSLError, OSError):
+        except OSError:  # ssl.SSLError included
             self._close(conn, "handshake_failed")
             return
         conn.state, conn.deadline = IDLE, time.monotonic() + self.limits.idle_timeout
@@ -272,7 +290,7 @@ class Server:
         while True:  # one chunk per wake-up, so one fast sender cannot monopolise the I/O thread
             try:
                 chunk = conn.sock.recv(65536)
-            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            except (BlockingIOError, self._want_read, self._want_write):
                 break
             except OSError:  # includes SSLError: a reset or a broken TLS stream
                 self._close(conn, None if conn.state in (IDLE, LINGER) else "reset")
@@ -287,7 +305,7 @@ class Server:
                 return
             conn.buf += chunk
             # Read on only while a TLS record still holds decrypted bytes the selector cannot see.
-            if not (isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending()):
+            if not (self.tls is not None and conn.sock.pending()):  # type: ignore[attr-defined]
                 break
         if conn.state in (IDLE, READING):
             self._advance(conn)
@@ -314,6 +332,10 @@ class Server:
             self._respond(conn, route, request, self._call(route, request))
         else:
             self._watch(conn, 0)  # pipelined bytes wait in the kernel until this answer is out
+            if not self._workers_started:  # the first request for a handler thread starts the pool
+                self._workers_started = True
+                for worker in self._workers:
+                    worker.start()
             self._jobs.put((conn, route, request))
 
     def _refuse(self, conn: Conn, err: HTTPError) -> None:
@@ -362,10 +384,10 @@ class Server:
         while conn.out:
             try:
                 sent = conn.sock.send(conn.out)
-            except (BlockingIOError, ssl.SSLWantWriteError):
+            except (BlockingIOError, self._want_write):
                 self._watch(conn, selectors.EVENT_WRITE)
                 return
-            except ssl.SSLWantReadError:
+            except self._want_read:
                 self._watch(conn, selectors.EVENT_READ)
                 return
             except OSError:

@@ -1,6 +1,6 @@
 """Logging: human-readable lines by default, one JSON object per line with --log-format json.
 
-Every line the agent writes goes through here: its own loggers, the libraries' (kazoo, APScheduler, at
+Every line the agent writes goes through here: its own loggers, the libraries' (kazoo, at
 warning and above), Python warnings, and an exception that escapes a thread. Client misbehaviour is never
 logged per event (a flood would drown the journal): the HTTP layer counts it in
 `gpuwarden_http_client_errors_total{reason}`.

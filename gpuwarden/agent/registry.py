@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from prometheus_client.core import Metric
+from prometheus_client.metrics_core import Metric
 from pydantic import Field
 
 from gpuwarden.config_base import StrictModel
@@ -28,7 +28,7 @@ from gpuwarden.paths import Paths
 
 class CollectorSettings(StrictModel):
     enabled: bool = Field(True, description="run this collector")
-    # Bounded so a typo cannot schedule a job beyond what APScheduler's timedelta or a deadline can hold.
+    # Bounded so a typo cannot schedule a job beyond what a timer or a deadline can hold.
     interval: float = Field(15.0, gt=0, le=86400, description="seconds between two collections")
     timeout: float = Field(10.0, gt=0, le=3600, description="deadline for one collection, in seconds")
 

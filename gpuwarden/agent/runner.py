@@ -19,10 +19,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
-from prometheus_client.core import Metric
+from prometheus_client.metrics_core import Metric
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import CollectorRegistry
 
 import gpuwarden
+from gpuwarden import promtext
 from gpuwarden.agent.health_store import HealthStore
 from gpuwarden.agent.registry import CollectionFailed, Collector, CollectorSettings
 from gpuwarden.catalog import Families, MetricSpec
@@ -201,7 +203,7 @@ class Runner:
                 self._fail(name, state, duration, f"collector yielded {type(item).__name__}")
                 log.error("yielded an unexpected %s", type(item).__name__)
                 return False
-        rendered = generate_latest(_Families(metrics))  # in the collection's thread, outside the lock
+        rendered = promtext.render(metrics)  # in the collection's thread, outside the lock
         with self._lock:
             state.rendered, state.success, state.ran, state.duration = (
                 rendered,
@@ -233,7 +235,7 @@ class Runner:
             # Families of different collectors never share a name (gpuwarden_<collector>_*), so the
             # rendered parts join into one valid exposition.
             parts = [
-                generate_latest(self._registry),
+                promtext.render(self._registry.collect()),
                 *(st.rendered for _, st in sorted(self._states.items())),
             ]
             plain = b"".join(parts)
@@ -266,16 +268,6 @@ class Runner:
                     state=str(candidate),
                 )
         yield from fams
-
-
-class _Families:
-    """One collector's families, in the shape generate_latest renders."""
-
-    def __init__(self, metrics: list[Metric]) -> None:
-        self.metrics = metrics
-
-    def collect(self) -> list[Metric]:
-        return self.metrics
 
 
 class _Snapshot:

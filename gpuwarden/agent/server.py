@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-import ssl
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from gpuwarden.address import parse_listen
 from gpuwarden.agent.health_store import HealthStore
@@ -27,6 +27,9 @@ from gpuwarden.agent.http_loop import Server
 from gpuwarden.agent.runner import Runner
 from gpuwarden.config import TLSSettings
 from gpuwarden.health import State
+
+if TYPE_CHECKING:
+    import ssl
 
 # The classic text format: every name we export is a legacy-valid name, and every Prometheus 2.x parses it.
 CONTENT_TYPE_LATEST = "text/plain; version=0.0.4; charset=utf-8"
@@ -76,6 +79,8 @@ def agent_routes(runner: Runner, health: HealthStore, alive: Callable[[], bool])
 
 
 def ssl_context(tls: TLSSettings) -> ssl.SSLContext:
+    import ssl  # here: only an agent with TLS loads it (bench/footprint.py)
+
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(certfile=str(tls.cert_file), keyfile=str(tls.key_file))

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
-from prometheus_client.core import Metric
+from prometheus_client.metrics_core import Metric
 
 from gpuwarden.deadline import DeadlineExceeded, run_with_deadline
 from gpuwarden.fleet.budget import BudgetDenied, Lease

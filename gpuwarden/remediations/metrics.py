@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client.core import Metric
+from prometheus_client.metrics_core import Metric
 
 from gpuwarden.catalog import Families, MetricSpec
 from gpuwarden.remediations.audit import RESULTS

@@ -19,8 +19,6 @@ from collections import deque
 from pathlib import Path
 from typing import Protocol
 
-from gpuwarden import httpread
-from gpuwarden.httpread import Limits
 from gpuwarden.remediations.settings import (
     HttpTargetSettings,
     ProcessTargetSettings,
@@ -75,6 +73,10 @@ HOOK_MAX_BODY = 1 << 20
 def http_ready(url: str | None, timeout: float) -> bool:
     if url is None:
         return True
+    # Imported when used: http.client imports ssl, and the config imports this module (bench/footprint.py).
+    from gpuwarden import httpread
+    from gpuwarden.httpread import Limits
+
     try:
         return httpread.request("GET", url, Limits(timeout, HOOK_MAX_BODY)).status == 200
     except httpread.ReadError:
@@ -279,6 +281,9 @@ class HttpTarget:
             headers["Authorization"] = f"Bearer {token}"
         headers["Content-Type"] = "application/json"
         body = json.dumps({"action": action, "target": self.name, **extra}).encode()
+        from gpuwarden import httpread  # when used (see http_ready)
+        from gpuwarden.httpread import Limits
+
         try:
             reply = httpread.request(
                 "POST", self.settings.url, Limits(30, HOOK_MAX_BODY), headers=headers, body=body

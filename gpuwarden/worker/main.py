@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import logging.handlers
 import os
 import signal
 import sys
@@ -62,8 +61,11 @@ def _logger(log_file: str | None) -> logging.Logger:
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
-        # WatchedFileHandler reopens the file after logrotate moves it (the log-rotation playbook).
-        handlers.append(logging.handlers.WatchedFileHandler(log_file))
+        # WatchedFileHandler reopens the file after logrotate moves it (the log-rotation playbook). Imported
+        # here: the CLI imports this module for its arguments, the agent included (bench/footprint.py).
+        from logging.handlers import WatchedFileHandler
+
+        handlers.append(WatchedFileHandler(log_file))
     for handler in handlers:
         handler.setFormatter(fmt)
         log.addHandler(handler)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import ctypes
 from pathlib import Path
+from typing import Any
 
 import pynvml
 
 from gpuwarden.collectors.gpu.backend import GPU_IS_LOST, NvmlCallError
-from gpuwarden.collectors.gpu.nvml_backend import _field_value, _handle, _used, plain
+from gpuwarden.collectors.gpu.nvml_backend import (
+    NvmlBackend,
+    ProcessList,
+    _field_value,
+    _handle,
+    _used,
+    plain,
+)
 from gpuwarden.collectors.gpu.procs import UnitCache, unit_of
 from gpuwarden.paths import Paths
 
@@ -75,3 +84,112 @@ def test_the_unit_cache_reads_each_pid_once_and_forgets_pids_that_left(tmp_path:
     assert cache.memory_by_unit(procs) == {"a.service": 10, "unknown": 0}  # cached while pid 7 lives
     cache.forget_except({8})
     assert cache.memory_by_unit(procs) == {"b.service": 10, "unknown": 0}  # pid 7 reused: read again
+
+
+def _nvml_process_call(processes: list[tuple[int, int]] | int) -> tuple[object, list[int]]:
+    """A C-callable double of nvmlDeviceGetComputeRunningProcesses_v3 (nvml.h: `infoCount` in, the count
+    out; INSUFFICIENT_SIZE with the count needed when the array is too small), and the sizes it was given."""
+    entry = pynvml.c_nvmlProcessInfo_v3_t
+    proto = ctypes.CFUNCTYPE(
+        ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint), ctypes.POINTER(entry)
+    )
+    sizes: list[int] = []
+
+    def call(handle: int, count: Any, infos: Any) -> int:
+        sizes.append(count[0])
+        if isinstance(processes, int):  # an error code
+            return processes
+        if count[0] < len(processes):
+            count[0] = len(processes)
+            return pynvml.NVML_ERROR_INSUFFICIENT_SIZE
+        for i, (pid, used) in enumerate(processes):
+            infos[i].pid, infos[i].usedGpuMemory = pid, used
+        count[0] = len(processes)
+        return pynvml.NVML_SUCCESS
+
+    return proto(call), sizes
+
+
+def test_the_process_list_is_one_call_and_grows_its_buffer_when_nvml_says_it_is_too_small() -> None:
+    procs = [(473, 1050673152), (474, 2**64 - 1), (475, 0)]  # all ones: NVML may not see that memory
+    fn, sizes = _nvml_process_call(procs)
+    reader = ProcessList(pynvml, fn, capacity=2)
+    expected = [
+        {"pid": 473, "used_bytes": 1050673152},
+        {"pid": 474, "used_bytes": None},
+        {"pid": 475, "used_bytes": 0},
+    ]
+    assert reader.read(None) == expected and sizes == [2, 11]  # grown as nvidia-ml-py sizes it
+    assert reader.read(None) == expected and sizes == [2, 11, 11]  # then one call per cycle
+    fn, sizes = _nvml_process_call([])
+    assert ProcessList(pynvml, fn).read(None) == [] and sizes == [32]
+
+
+def test_a_process_list_error_is_nvmls_error_code() -> None:
+    fn, _ = _nvml_process_call(GPU_IS_LOST)
+    try:
+        ProcessList(pynvml, fn).read(None)
+    except pynvml.NVMLError as err:
+        assert err.value == GPU_IS_LOST
+    else:
+        raise AssertionError("no error raised")
+
+
+def test_structures_with_text_and_nested_values_become_plain_values() -> None:
+    pci = pynvml.nvmlPciInfo_t()
+    pci.busId, pci.domain, pci.device = b"00000000:00:06.0", 0, 6
+    out = plain(pci)
+    assert out["busId"] == "00000000:00:06.0" and out["device"] == 6 and out["domain"] == 0
+    util = pynvml.c_nvmlUtilization_t()
+    util.gpu, util.memory = 95, 22
+    assert plain(util) == {"gpu": 95, "memory": 22}
+    assert plain((0, 0, 1, 0)) == [0, 0, 1, 0] and plain(True) is True and plain(None) is None
+
+
+class _Nvml:
+    """A double of the few nvidia-ml-py functions the queries below use, answering with its real structures
+    (values from the H200 recording), for a machine without a driver."""
+
+    NVMLError = pynvml.NVMLError
+    nvmlMemory_v2 = pynvml.nvmlMemory_v2
+    c_nvmlProcessInfo_v3_t = pynvml.c_nvmlProcessInfo_v3_t
+
+    @staticmethod
+    def nvmlDeviceGetMemoryInfo(handle: object, version: int = 0) -> object:  # noqa: N802 - pynvml's name
+        mem = pynvml.c_nvmlMemory_v2_t()
+        mem.version, mem.total, mem.used = version, 150754820096, 1059913728
+        return mem
+
+    @staticmethod
+    def nvmlDeviceGetClockInfo(handle: object, clock: int) -> int:  # noqa: N802
+        return {0: 1980, 1: 1980, 2: 3201}[clock]
+
+    @staticmethod
+    def nvmlDeviceGetTemperature(handle: object, sensor: int) -> int:  # noqa: N802
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+
+
+def test_queries_are_answered_through_the_pynvml_call_their_plan_names() -> None:
+    backend = NvmlBackend()
+    backend._nvml, backend._handles = _Nvml, ["handle0", NvmlCallError(GPU_IS_LOST, "x")]
+    for _ in range(2):  # the second time through the bound question
+        memory = backend.query(0, "memory")
+        assert memory["total"] == 150754820096 and memory["version"] == pynvml.nvmlMemory_v2
+        assert [backend.query(0, f"clock_{c}_mhz") for c in ("graphics", "sm", "memory")] == [
+            1980,
+            1980,
+            3201,
+        ]
+        try:
+            backend.query(0, "temperature")
+        except NvmlCallError as err:
+            assert err.code == pynvml.NVML_ERROR_NOT_SUPPORTED and err.call == "nvmlDeviceGetTemperature"
+        else:
+            raise AssertionError("no error raised")
+        for index in (1, 2):  # no handle since init; past the handles: the GPU fell off
+            try:
+                backend.query(index, "memory")
+            except NvmlCallError as err:
+                assert err.code == GPU_IS_LOST and err.call == "nvmlDeviceGetMemoryInfo"
+            else:
+                raise AssertionError("no error raised")

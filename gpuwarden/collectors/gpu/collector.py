@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client.core import Metric
+from prometheus_client.metrics_core import Metric
 
 from gpuwarden.agent.registry import CollectorContext, Item, register
 from gpuwarden.catalog import Families
@@ -28,8 +28,9 @@ from gpuwarden.collectors.gpu.backend import (
     NvmlUnavailable,
 )
 from gpuwarden.collectors.gpu.events import XidWatcher
+from gpuwarden.collectors.gpu.families import Labels, add_fast, add_slow
 from gpuwarden.collectors.gpu.kmsg import KmsgReader
-from gpuwarden.collectors.gpu.metrics import CATALOG, Labels, add_fast, add_slow, ok
+from gpuwarden.collectors.gpu.metrics import CATALOG, ok
 from gpuwarden.collectors.gpu.nvml_thread import DriverUnresponsive, NvmlThread
 from gpuwarden.collectors.gpu.procs import UnitCache
 from gpuwarden.collectors.gpu.queries import FAST, SLOW
@@ -235,9 +236,10 @@ class GpuCollector:
         if fatal is not None or index not in self.identity:
             fams.add("gpuwarden_gpu_up", 0, gpu=gpu, uuid=uuid)
             return False
-        fams.add("gpuwarden_gpu_up", 1, gpu=gpu, uuid=uuid)
+        labels = self._labels_of(index)  # gpu and uuid, checked once
+        fams.append("gpuwarden_gpu_up", labels.base, 1.0)
         procs = ok(snap, "processes")
-        add_fast(fams, self._labels_of(index), snap, self.units.memory_by_unit(procs) if procs else {})
+        add_fast(fams, labels, snap, self.units.memory_by_unit(procs) if procs else {})
         results.append(
             checks.memory_health(
                 f"{comp}.memory", subject, snap, self._previous.get(index), s.ecc_storm_errors

@@ -1,14 +1,13 @@
-"""The GPU metric catalog and the function that turns one GPU's NVML answers into samples.
+"""The GPU metric catalog: every series the GPU collector exports, and the NVML constants they decode.
 
-Units are Prometheus base units: NVML's milliwatts, millijoules, MHz, KB/s and nanoseconds are converted
-here. A signal NVML answers NOT_SUPPORTED for is simply absent (h200-baseline: NVLink fields on an H200).
+families.py turns one GPU's NVML answers into samples of these families.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gpuwarden.catalog import Families, MetricSpec
+from gpuwarden.catalog import MetricSpec
 
 G = ("gpu", "uuid")
 
@@ -149,122 +148,3 @@ def ok(snap: dict[str, Any], key: str) -> Any:
     """The answer for `key`, or None when NVML answered an error (absent, not an error)."""
     value = snap.get(key)
     return None if isinstance(value, Exception) else value
-
-
-class Labels:
-    """One GPU's label dicts, built and checked against the catalog once, then shared by every cycle's
-    samples (nothing mutates a sample's labels). Building families this way, rather than through
-    keyword arguments checked per sample, is most of what a cycle's Python costs (bench/gpu.py part 3)."""
-
-    def __init__(self, gpu: str, uuid: str) -> None:
-        self.gpu, self.uuid = gpu, uuid
-        self._dicts: dict[tuple[str, ...], dict[str, str]] = {}
-
-    def putter(self, fams: Families) -> Any:
-        dicts, base = self._dicts, {"gpu": self.gpu, "uuid": self.uuid}
-
-        def put(name: str, value: Any, scale: float = 1.0, per: float = 1.0, **extra: str) -> None:
-            # Dividing by `per` (100, 1000, 1e9) keeps 95% exactly 0.95; multiplying by 0.01 would not.
-            if value is None:
-                return
-            full = _NAMES[name]
-            key = (full, *extra.values())
-            labels = dicts.get(key)
-            if labels is None:
-                labels = dicts[key] = fams.check_labels(full, {**base, **extra})
-            fams.append(full, labels, float(value) * scale / per)
-
-        return put
-
-
-_NAMES = {spec.name.removeprefix("gpuwarden_gpu_"): spec.name for spec in CATALOG}
-
-
-def add_fast(fams: Families, labels: Labels, snap: dict[str, Any], units: dict[str, int]) -> None:
-    """Every-cycle samples for one GPU that answered; `units` is process memory by systemd unit."""
-    put = labels.putter(fams)
-    util = ok(snap, "utilization") or {}
-    put("utilization_ratio", util.get("gpu"), per=100)
-    put("memory_utilization_ratio", util.get("memory"), per=100)
-    mem = ok(snap, "memory") or {}
-    for part in ("total", "used", "free", "reserved"):
-        put(f"memory_{part}_bytes", mem.get(part))
-    put("temperature_celsius", ok(snap, "temperature"))
-    hbm = (ok(snap, "fields") or {}).get("memory_temperature")
-    put("memory_temperature_celsius", hbm if isinstance(hbm, int | float) and hbm else None)  # 0: no sensor
-    put("power_watts", ok(snap, "power_usage_mw"), per=1000)
-    for clock in ("graphics", "sm", "memory"):
-        put("clock_hertz", ok(snap, f"clock_{clock}_mhz"), 1e6, clock=clock)
-    reasons = ok(snap, "clock_event_reasons")
-    if reasons is not None:
-        for reason, bit in CLOCK_EVENT_BITS.items():
-            put("clock_event_reason", bool(reasons & bit), reason=reason)
-    for kind in ("corrected", "uncorrected"):
-        for scope in ("volatile", "aggregate"):
-            put("ecc_errors_total", ok(snap, f"ecc_{kind}_{scope}"), type=kind, scope=scope)
-    remap = ok(snap, "remapped_rows")
-    if remap is not None:
-        corr, unc, pending, failure = remap
-        put("remapped_rows", corr, cause="correctable")
-        put("remapped_rows", unc, cause="uncorrectable")
-        put("remap_pending", bool(pending))
-        put("remap_failed", bool(failure))
-    put("pcie_link_generation", ok(snap, "pcie_generation"))
-    put("pcie_link_width", ok(snap, "pcie_width"))
-    procs = ok(snap, "processes")
-    if procs is not None:
-        put("processes", len(procs))
-        for unit, used in sorted(units.items()):
-            put("process_memory_used_bytes", used, unit=unit)
-
-
-def add_slow(fams: Families, labels: Labels, snap: dict[str, Any], driver: str) -> None:
-    """Samples read on slow_interval (identity, limits, expensive counters); built once per read."""
-    put = labels.putter(fams)
-    gpu, uuid = labels.gpu, labels.uuid
-    fields = {k: v for k, v in (ok(snap, "fields_slow") or {}).items() if not isinstance(v, dict)}
-    pci = (ok(snap, "pci") or {}).get("busId", "")
-    fams.add(
-        "gpuwarden_gpu_info",
-        1,
-        gpu=gpu,
-        uuid=uuid,
-        name=str(ok(snap, "name") or ""),
-        pci_bus_id=pci,
-        driver_version=driver,
-    )
-    for threshold in ("shutdown", "slowdown", "gpu_max", "memory_max"):
-        put("temperature_threshold_celsius", ok(snap, f"temperature_{threshold}"), threshold=threshold)
-    put("thermal_margin_celsius", ok(snap, "thermal_margin"))
-    put("power_limit_watts", ok(snap, "power_limit_mw"), per=1000)
-    put("energy_joules_total", ok(snap, "energy_mj"), per=1000)
-    for clock in ("graphics", "sm", "memory"):
-        put("clock_max_hertz", ok(snap, f"clock_max_{clock}_mhz"), 1e6, clock=clock)
-    for reason, key in CLOCK_EVENT_FIELDS.items():
-        put("clock_event_seconds_total", fields.get(key), per=1e9, reason=reason)
-    ecc_mode = ok(snap, "ecc_mode")
-    if ecc_mode is not None:
-        put("ecc_enabled", bool(ecc_mode[0]))
-    put("retired_pages", ok(snap, "retired_pages_sbe"), cause="single_bit_ecc")
-    put("retired_pages", ok(snap, "retired_pages_dbe"), cause="double_bit_ecc")
-    put("retired_pages_pending", ok(snap, "retired_pages_pending"))
-    put("pcie_replays_total", fields.get("pcie_replay_counter"))
-    put("pcie_link_generation_max", ok(snap, "pcie_generation_max"))
-    put("pcie_link_width_max", ok(snap, "pcie_width_max"))
-    put("pcie_throughput_bytes_per_second", ok(snap, "pcie_tx_kbps"), 1024, direction="tx")
-    put("pcie_throughput_bytes_per_second", ok(snap, "pcie_rx_kbps"), 1024, direction="rx")
-    links = [ok(snap, key) for key in snap if key.startswith("nvlink_state_")]
-    if any(state is not None for state in links):
-        put("nvlink_links", sum(1 for s in links if s == 1), state="active")
-        put("nvlink_links", sum(1 for s in links if s == 0), state="inactive")
-    for kind, key in (
-        ("crc_flit", "nvlink_crc_flit_errors"),
-        ("replay", "nvlink_replay_errors"),
-        ("recovery", "nvlink_recovery_errors"),
-    ):
-        put("nvlink_errors_total", fields.get(key), type=kind)
-    put("persistence_mode", ok(snap, "persistence_mode"))
-    action = fields.get("recovery_action")
-    if action is not None:
-        for code, name in RECOVERY_ACTIONS.items():
-            put("recovery_action", action == code, action=name)

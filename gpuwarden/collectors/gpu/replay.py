@@ -12,7 +12,6 @@ tests/fixtures/nvml/derive_faults.py). An answer is `{"value": v}`, `{"error": c
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
 import time
@@ -21,6 +20,16 @@ from typing import Any
 from gpuwarden.collectors.gpu.backend import GPU_IS_LOST, NvmlCallError, NvmlUnavailable, XidEvent
 from gpuwarden.collectors.gpu.queries import BY_KEY
 from gpuwarden.collectors.gpu.record import FORMAT
+
+
+def _fresh(value: Any) -> Any:
+    """A copy of a recorded (JSON) answer, as NVML gives a fresh one each call (the collector may keep or
+    change it). copy.deepcopy's bookkeeping was most of the replay's own cost per cycle."""
+    if isinstance(value, dict):
+        return {k: _fresh(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fresh(v) for v in value]
+    return value  # numbers, strings, None: cannot be changed
 
 
 class ReplayBackend:
@@ -65,7 +74,7 @@ class ReplayBackend:
             raise NvmlCallError(999, fn)
         if "error" in answer:
             raise NvmlCallError(int(answer["error"]), fn)
-        return copy.deepcopy(answer["value"])
+        return _fresh(answer["value"])
 
     def _step(self, index: int, key: str, scripted: Any) -> Any:
         """The scripted answer for this call: the next of a sequence (the last repeats), or a fixed one."""
