@@ -15,10 +15,10 @@ import json
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gpuwarden.agent.alerts import FleetView
-from gpuwarden.httpread import Limits, ReadError, Reply, request
 
-if TYPE_CHECKING:  # kazoo loads when the fleet needs it (bench/footprint.py)
+if TYPE_CHECKING:  # kazoo loads when the fleet needs it, httpread (ssl) a forward (bench/footprint.py)
     from gpuwarden.fleet.member import FleetMember
+    from gpuwarden.httpread import Reply
 
 HOPS_HEADER = "Gpuwarden-Forwarded"
 
@@ -96,6 +96,8 @@ def forward(
     Read through httpread like every answer from another program: `timeout` bounds the whole exchange
     (Alertmanager is waiting on us, and a peer that trickles its answer must not hold the delivery) and
     the answer is capped, so a broken or hostile peer costs a 503 and a retry, never the agent's memory."""
+    from gpuwarden.httpread import Limits, ReadError, request
+
     limits = Limits(
         timeout,
         FORWARD_MAX_BODY,

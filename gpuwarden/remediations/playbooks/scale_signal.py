@@ -28,8 +28,6 @@ from typing import Any
 
 from pydantic import Field
 
-from gpuwarden import httpread
-from gpuwarden.httpread import Limits
 from gpuwarden.remediations.registry import (
     Check,
     FleetView,
@@ -162,6 +160,9 @@ class ScaleSignal:
     def _post(self, decision: dict[str, Any]) -> None:
         """POST the decision; the autoscaler's answer is read through httpread (one deadline, a cap), so a
         hook that hangs or answers forever fails this step instead of holding the engine's thread."""
+        from gpuwarden import httpread  # when used: http.client loads ssl (bench/footprint.py)
+        from gpuwarden.httpread import Limits
+
         s = self.settings
         assert s.webhook_url is not None
         headers = {"Content-Type": "application/json"}
