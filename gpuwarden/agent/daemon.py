@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import gpuwarden
 from gpuwarden import config as configmod
-from gpuwarden.agent import logs
+from gpuwarden.agent import logs, malloc
 from gpuwarden.agent.context import build_collector
 from gpuwarden.agent.health_store import HealthStore
 from gpuwarden.agent.http import Route, Router, Stats
@@ -35,10 +35,12 @@ if TYPE_CHECKING:  # kazoo is imported only when the fleet or the engine is enab
 
 # How often the fleet registration republishes this node's health summary.
 FLEET_REFRESH_SECONDS = 15.0
+# How often memory that collections freed goes back to the kernel (gpuwarden/agent/malloc.py): ~55 us a
+# time, against ~1 MB of RSS that the heap otherwise keeps between collections on a GPU node.
+MALLOC_TRIM_SECONDS = 15.0
 # SIGTERM to exit, whatever a collector, a handler or a client is doing: below the unit's TimeoutStopSec=10s
 # and the 5 s that docs/operations.md promises. Orderly steps are bounded; this is the backstop.
 EXIT_DEADLINE_SECONDS = 4.0
-M_ARENA_MAX = -8  # glibc's malloc.h
 
 
 class Agent:
@@ -94,7 +96,7 @@ class Agent:
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def run(self) -> int:
-        _limit_malloc_arenas()  # before any thread of ours starts
+        malloc.tune()  # before any thread of ours starts
         threading.Thread(target=self._dispatch_signals, name="signals", daemon=True).start()
         # Collections run in threads; a scrape that arrives during one waits for the GIL, which the
         # collecting thread gives up only every switch interval (5 ms by default, several hand-offs per
@@ -107,6 +109,7 @@ class Agent:
         self.server = self._start_server(self.config)
         self.log.info("gpuwarden %s serving on %s", gpuwarden.__version__, self.server.address)
         self.scheduler.start()
+        self.scheduler.add("malloc-trim", malloc.trim, MALLOC_TRIM_SECONDS)
         self._install_collectors(self.config)
         self._install_fleet(self.config, None)  # after the first collection: it registers real health
         self._install_engine(self.config, None)
@@ -233,6 +236,7 @@ class Agent:
             t.start()
         for t in first:
             t.join()
+        malloc.trim()  # what building and first runs freed (NVML's start-up) goes back to the kernel
         for name in self.runner.names():
             interval = config.collector_settings(name).interval
             self.scheduler.add(name, functools.partial(self.runner.run, name), interval)
@@ -356,22 +360,6 @@ def _same_inputs(name: str, old: AgentConfig, new: AgentConfig) -> bool:
     return old.collector_settings(name) == new.collector_settings(name) and old.model_dump(
         exclude=shared
     ) == new.model_dump(exclude=shared)
-
-
-def _limit_malloc_arenas() -> None:
-    """One glibc malloc arena for the whole agent, unless the environment sets MALLOC_ARENA_MAX.
-
-    glibc gives threads arenas of their own (up to 8 per core) so that they do not wait for each other's
-    allocations; here the GIL already serialises nearly all of them, and every arena keeps free pages of its
-    own: 1.9 MB of the agent's RSS (`python bench/footprint.py`, issue 15). Another libc: nothing to do."""
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return
-    try:
-        import ctypes  # here: the agent alone needs it (and the GPU collector's NVML library loads it anyway)
-
-        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
-    except (OSError, AttributeError):
-        pass
 
 
 def _raise_fd_limit(wanted: int) -> None:

@@ -1,13 +1,30 @@
 """What the agent does not load until a feature needs it (bench/footprint.py measures what that saves):
 requests (~5 MB with urllib3 and charset_normalizer), kazoo (the fleet, the engine's budget), grafanalib
-(`dashboards build`) and the remediation engine. A fresh interpreter each time: this process has them all."""
+(`dashboards build`), the remediation engine and the /v1 API; ssl and http.client (TLS, reads from other
+programs), prometheus_client's HTTP servers (gpuwarden/promclient.py), PyYAML (a config file), asyncio
+(nothing of the agent's uses it since the stdlib scheduler replaced APScheduler). A fresh interpreter each
+time: this process has them all."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-HEAVY = ("requests", "urllib3", "kazoo", "grafanalib", "gpuwarden.remediations.engine", "matplotlib")
+HEAVY = (
+    "requests",
+    "urllib3",
+    "kazoo",
+    "grafanalib",
+    "gpuwarden.remediations.engine",
+    "gpuwarden.agent.api",
+    "matplotlib",
+    "ssl",
+    "http.client",
+    "http.server",
+    "prometheus_client.exposition",
+    "yaml",
+    "asyncio",
+)
 
 # What `gpuwarden agent` with the default config imports before its first collection.
 AGENT_START = """
