@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import resource
+import socket
+import ssl
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +87,60 @@ def test_a_compressed_body_of_two_gzip_members_is_read_whole(target: HostileTarg
 def test_a_closed_port_is_unreachable() -> None:
     err = failure("http://127.0.0.1:9/metrics")
     assert err.kind == "unreachable" and "Connection refused" in str(err)
+
+
+class _TLSPage:
+    """A real TLS server answering one small page, and a proxy in front of it that passes the server's
+    bytes on one at a time (a handshake that trickles: each read gets a byte well within any timeout)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.cert, key = tmp_path / "page.crt", tmp_path / "page.key"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-days", "1", "-subj", "/CN=page", "-addext", "subjectAltName=IP:127.0.0.1",
+             "-keyout", str(key), "-out", str(self.cert)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(self.cert), str(key))
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.proxy = socket.create_server(("127.0.0.1", 0))
+        threading.Thread(target=self._serve, args=(context,), daemon=True).start()
+        threading.Thread(target=self._trickle, daemon=True).start()
+
+    def url(self, via_proxy: bool) -> str:
+        return f"https://127.0.0.1:{(self.proxy if via_proxy else self.server).getsockname()[1]}/"
+
+    def _serve(self, context: ssl.SSLContext) -> None:
+        while True:
+            conn, _ = self.server.accept()
+            with contextlib.suppress(OSError), context.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(65536)
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+    def _trickle(self) -> None:
+        while True:
+            client, _ = self.proxy.accept()
+            upstream = socket.create_connection(self.server.getsockname())
+            threading.Thread(target=self._pipe, args=(client, upstream, 0.0), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, 0.05), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket, pause: float) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(1 if pause else 65536):
+                dst.sendall(data)
+                time.sleep(pause)
+
+
+def test_a_tls_handshake_that_trickles_fails_at_the_total_deadline(tmp_path: Path) -> None:
+    page = _TLSPage(tmp_path)
+    limits = Limits(
+        deadline=1.0, max_body_bytes=1 << 20, deadline_key="scrape_timeout", ca_file=str(page.cert)
+    )
+    assert request("GET", page.url(via_proxy=False), limits).body == b"ok"  # the control: the server is sound
+    start = time.monotonic()
+    err = failure(page.url(via_proxy=True), limits)
+    assert err.kind == "timeout", err
+    # A bound, not a timing: the server's ~1 KB handshake at 20 bytes/s would take close to a minute.
+    assert time.monotonic() - start < 5
