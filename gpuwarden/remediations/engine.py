@@ -365,10 +365,15 @@ class Engine:
         self, request: Request, settings: PlaybookSettings, result: str, reason: str, started: float = 0.0
     ) -> None:
         duration = time.monotonic() - started if started else 0.0
-        self._record(
-            request.run_id, "outcome", request.playbook, settings.target, result=result, reason=reason,
-            duration_s=round(duration, 3),
-        )  # fmt: skip
+        # The pair is free the moment its outcome can be read: a caller who sees the outcome (the API,
+        # the audit log) and asks again must not get "already runs". Requests run one after another on
+        # this thread, so the next one starts after this run returns, whatever is queued now.
+        with self._lock:
+            self._record(
+                request.run_id, "outcome", request.playbook, settings.target, result=result, reason=reason,
+                duration_s=round(duration, 3),
+            )  # fmt: skip
+            self._busy.discard((request.playbook, settings.target))
         log = self.log.info if result in ("succeeded", "dry_run", "skipped") else self.log.warning
         log(
             "remediation %s %s on %s: %s (run %s)",

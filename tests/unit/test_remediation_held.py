@@ -17,6 +17,7 @@ from gpuwarden.health import Action, State, Transition
 from gpuwarden.remediations.audit import read, runs
 from gpuwarden.remediations.engine import Engine
 from gpuwarden.remediations.held import Streaks
+from gpuwarden.remediations.request import Request
 from gpuwarden.remediations.section import RemediationSettings
 
 COMPONENT = "engine.canary"
@@ -122,3 +123,25 @@ def test_a_long_hold_writes_its_count_at_each_checkpoint(tmp_path: Path) -> None
         engine.stop()
     assert checkpoints[0]["ended"] is False and checkpoints[0]["count"] >= 1
     assert steps(engine).count("trigger") == 1
+
+
+def test_a_pair_is_free_as_soon_as_its_outcome_can_be_read(engine: Engine) -> None:
+    """Who reads a run's outcome (the API, the audit log) and asks again is never told it still runs.
+    The engine's bookkeeping after the audit write is slowed down, so that a gap would be seen."""
+    observe = engine.metrics.observe
+
+    def slow_observe(record: dict[str, Any]) -> None:
+        if record["step"] == "outcome":
+            time.sleep(0.3)
+        observe(record)
+
+    engine.metrics.observe = slow_observe  # type: ignore[method-assign]
+    engine.start()
+    for i in range(3):
+        submitted = engine.submit(Request("worker_restart", "manual", "user:alice", f"try {i}", dry_run=True))
+        assert submitted.accepted, submitted.reason
+        run = submitted.run_id
+        wait(
+            lambda run=run: any(r["run"] == run and r["step"] == "outcome" for r in engine.audit_records()),
+            "outcome",
+        )
