@@ -4,10 +4,9 @@ Alertmanager gets a 503 with the reason within the forward deadline, and the age
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from kazoo.client import KazooClient
 from gpuwarden.fleet.registration import serverset_member
 from tests.integration.api_support import TOKEN, agent_config, start_agent, wait
 from tests.integration.zk_ensemble import Ensemble
+from tests.local_servers import serve_handler
 
 pytestmark = pytest.mark.integration
 CLUSTER = "api-forward-peer"
@@ -51,11 +51,8 @@ class BrokenAgent(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def broken_peer() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BrokenAgent)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serve_handler(BrokenAgent) as url:
+        yield url
 
 
 def delivery(instance: str) -> dict[str, object]:

@@ -5,12 +5,10 @@ never the forwarding agent's memory or thread."""
 from __future__ import annotations
 
 import socket
-import subprocess
-import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from gpuwarden.agent.http import Router
 from gpuwarden.agent.server import HTTPServer
 from gpuwarden.config import TLSSettings
 from gpuwarden.remediations.engine import Engine
+from tests.local_servers import self_signed, serve_handler
 from tests.unit.api_support import WRITE, api, engine, serving, wait_outcome, webhook
 
 
@@ -71,12 +70,9 @@ class Peer(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def peer() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Peer)
-    server.daemon_threads = True
     Peer.seen = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serve_handler(Peer) as url:
+        yield url
 
 
 @pytest.fixture
@@ -160,13 +156,7 @@ def test_an_unreachable_peer_or_a_missing_ca_file_is_a_clear_failure(tmp_path: P
 
 def test_an_owner_served_over_https_is_verified_against_forward_ca_file(tmp_path: Path) -> None:
     # A self-signed certificate for 127.0.0.1: trusted only through the CA file, as api.forward_ca_file.
-    cert, key = tmp_path / "agent.crt", tmp_path / "agent.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-days", "1", "-subj", "/CN=gpu-1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed(tmp_path)
     eng = engine(tmp_path).start()
     owner = api(tmp_path, eng)
     server = HTTPServer(

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 
 from gpuwarden import cli, config
 from tests.hostile_yaml import config_bytes
+from tests.local_servers import self_signed
 
 # A problem line: "config error: " then where (a key path, or the file and line) then ": " and the reason.
 PROBLEM = re.compile(r"^config error: \S[^\n]*?: \S.*$")
@@ -161,17 +162,6 @@ def test_a_huge_file_is_refused_after_reading_at_most_the_cap(tmp_path: Path) ->
     assert code == 78 and "larger than 1024 KiB" in err
 
 
-def make_cert(tmp_path: Path, name: str) -> tuple[Path, Path]:
-    cert, key = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}"]
-        + ["-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
 def tls_config(tmp_path: Path, **tls: object) -> Path:
     path = tmp_path / "agent.yaml"
     path.write_text("agent:\n  tls:\n" + "".join(f"    {k}: {v}\n" for k, v in tls.items()))
@@ -192,21 +182,21 @@ def test_missing_tls_files_are_exit_78_at_check_config_not_exit_1_at_start(tmp_p
 
 
 def test_a_key_of_another_certificate_is_exit_78(tmp_path: Path) -> None:
-    cert, _ = make_cert(tmp_path, "a")
-    _, other_key = make_cert(tmp_path, "b")
+    cert, _ = self_signed(tmp_path, "a")
+    _, other_key = self_signed(tmp_path, "b")
     code, err = check(tls_config(tmp_path, cert_file=cert, key_file=other_key))
     assert code == 78 and err.startswith("config error: agent.tls: cannot use cert_file with key_file:"), err
 
 
 def test_a_ca_file_that_is_not_pem_is_exit_78(tmp_path: Path) -> None:
-    cert, key = make_cert(tmp_path, "a")
+    cert, key = self_signed(tmp_path, "a")
     (tmp_path / "ca.pem").write_text("not a certificate\n")
     code, err = check(tls_config(tmp_path, cert_file=cert, key_file=key, client_ca_file=tmp_path / "ca.pem"))
     assert code == 78 and err.startswith("config error: agent.tls: cannot use client_ca_file:"), err
 
 
 def test_a_usable_certificate_and_key_pass(tmp_path: Path) -> None:
-    cert, key = make_cert(tmp_path, "a")
+    cert, key = self_signed(tmp_path, "a")
     assert check(tls_config(tmp_path, cert_file=cert, key_file=key, client_ca_file=cert)) == (0, "")
 
 

@@ -6,7 +6,6 @@ import contextlib
 import resource
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import pytest
 
 from gpuwarden.httpread import Limits, ReadError, request
 from tests.hostile_target import GOOD, HostileTarget
+from tests.local_servers import self_signed
 
 LIMITS = Limits(deadline=2.0, max_body_bytes=4 << 20, deadline_key="scrape_timeout")
 
@@ -94,13 +94,7 @@ class _TLSPage:
     bytes on one at a time (a handshake that trickles: each read gets a byte well within any timeout)."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.cert, key = tmp_path / "page.crt", tmp_path / "page.key"
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-days", "1", "-subj", "/CN=page", "-addext", "subjectAltName=IP:127.0.0.1",
-             "-keyout", str(key), "-out", str(self.cert)],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        self.cert, key = self_signed(tmp_path, "page")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(str(self.cert), str(key))
         self.server = socket.create_server(("127.0.0.1", 0))

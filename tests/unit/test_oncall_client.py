@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from gpuwarden.agent.http import Router
 from gpuwarden.agent.server import HTTPServer
 from gpuwarden.config import TLSSettings
 from gpuwarden.remediations.client import MAX_ANSWER
+from tests.local_servers import self_signed, serve_handler
 from tests.unit.api_support import api, engine, token_files
 
 
@@ -49,11 +49,8 @@ class NotAnAgent(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def not_an_agent() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), NotAnAgent)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serve_handler(NotAnAgent) as url:
+        yield url
 
 
 def oncall(tmp_path: Path, agent: str, *args: str) -> tuple[int, str, str]:
@@ -77,13 +74,7 @@ def test_an_endless_or_trickling_answer_is_one_line_and_exit_69(not_an_agent: st
 
 
 def test_an_agent_over_https_needs_its_ca_and_works_with_ca_file(tmp_path: Path) -> None:
-    cert, key = tmp_path / "agent.crt", tmp_path / "agent.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-days", "1", "-subj", "/CN=gpu-1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed(tmp_path)
     eng = engine(tmp_path)
     tls = TLSSettings(cert_file=str(cert), key_file=str(key))
     server = HTTPServer("127.0.0.1:0", tls, Router(api(tmp_path, eng).routes()))

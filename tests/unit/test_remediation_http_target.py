@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from gpuwarden.remediations.registry import PlaybookContext
 from gpuwarden.remediations.request import Request
 from gpuwarden.remediations.settings import HttpTargetSettings
 from gpuwarden.remediations.targets import HttpTarget, TargetError, http_ready
+from tests.local_servers import serve_handler
 
 
 class Hook(BaseHTTPRequestHandler):
@@ -59,12 +59,9 @@ class Hook(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hook() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    server.daemon_threads = True
     Hook.received = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serve_handler(Hook) as url:
+        yield url
 
 
 def target(url: str, tmp_path: Path) -> HttpTarget:
