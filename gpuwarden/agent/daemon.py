@@ -35,8 +35,8 @@ if TYPE_CHECKING:  # kazoo is imported only when the fleet or the engine is enab
 
 # How often the fleet registration republishes this node's health summary.
 FLEET_REFRESH_SECONDS = 15.0
-# How often memory that collections freed goes back to the kernel (gpuwarden/agent/malloc.py): ~55 us a
-# time, against ~1 MB of RSS that the heap otherwise keeps between collections on a GPU node.
+# How often memory freed since (NVML's start-up, collections) goes back to the kernel
+# (gpuwarden/agent/malloc.py): ~55 us a time, against ~1 MB of RSS the heap otherwise keeps on a GPU node.
 MALLOC_TRIM_SECONDS = 15.0
 # SIGTERM to exit, whatever a collector, a handler or a client is doing: below the unit's TimeoutStopSec=10s
 # and the 5 s that docs/operations.md promises. Orderly steps are bounded; this is the backstop.
@@ -236,7 +236,6 @@ class Agent:
             t.start()
         for t in first:
             t.join()
-        malloc.trim()  # what building and first runs freed (NVML's start-up) goes back to the kernel
         for name in self.runner.names():
             interval = config.collector_settings(name).interval
             self.scheduler.add(name, functools.partial(self.runner.run, name), interval)
