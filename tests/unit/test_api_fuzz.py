@@ -22,7 +22,10 @@ from tests.unit.api_support import ALERTNAME, READ, WRITE, api, engine, webhook
 EXAMPLES = 10_000
 LIMITS = Limits()
 PLAYBOOKS = ["worker_restart", "memory_fraction", "nope", "", "..", "%2e%2e", "worker_restart%00"]
-BASES = ["/v1/alerts", "/v1/runs", "/v1/pause", "/v1/resume", "/v1/remediations/", "/v1/runs/", "/v1", "/"]
+BASES = [
+    *("/v1/alerts", "/v1/runs", "/v1/pause", "/v1/resume", "/v1/reset", "/v1/remediations/", "/v1/runs/"),
+    *("/v1", "/"),
+]
 SUFFIXES = ["", "/", "?limit=5", "?limit=0", "?playbook=x&limit=abc"]
 CONTENT_TYPES = ["application/json", "application/json; charset=utf-8", "text/plain", ""]
 METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"]
@@ -124,7 +127,7 @@ def test_no_generated_request_gets_a_5xx_and_nothing_runs_without_a_valid_token(
     eng = engine(audit_dir).start()
     router = Router(api(tmp_path, eng).routes())
     accepted: set[str] = set()
-    pauses = 0
+    pauses = resets = 0
     seen = 0
 
     @settings(
@@ -135,7 +138,7 @@ def test_no_generated_request_gets_a_5xx_and_nothing_runs_without_a_valid_token(
     )
     @given(requests_())
     def one(request: tuple[bytes, bytes, str]) -> None:
-        nonlocal pauses, seen
+        nonlocal pauses, resets, seen
         raw_head, body, authorization = request
         seen += 1
         status, reply = answer(router, raw_head, body)
@@ -149,9 +152,10 @@ def test_no_generated_request_gets_a_5xx_and_nothing_runs_without_a_valid_token(
             accepted.update(x for x in [reply.get("run")] if x)
             for alert in reply.get("alerts", []):
                 accepted.update(alert.get("runs", []))
-            if reply.get("status") in ("paused", "resumed"):
+            if reply.get("status") in ("paused", "resumed", "reset"):
                 assert authorization.strip() == f"Bearer {WRITE}"
-                pauses += 1
+                pauses += reply["status"] != "reset"
+                resets += reply["status"] == "reset"
 
     try:
         one()
@@ -168,3 +172,4 @@ def test_no_generated_request_gets_a_5xx_and_nothing_runs_without_a_valid_token(
     started = {r["run"] for r in records if r["step"] == "trigger"}
     assert started <= accepted
     assert len([r for r in records if r["step"] in ("pause", "resume")]) == pauses
+    assert len([r for r in records if r["step"] == "reset"]) == resets  # each audited, none without a token
