@@ -7,6 +7,7 @@ config can be assembled from registries without an import circle. `section_model
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import stat
@@ -123,14 +124,20 @@ _MESSAGES = {
 
 
 def key_path(loc: tuple[Any, ...]) -> str:
-    """("collectors", "node", "disk_paths", 1) → `collectors.node.disk_paths[1]`."""
+    """("collectors", "node", "disk_paths", 1) → `collectors.node.disk_paths[1]`; a key that would not
+    read as itself (empty, blank, a non-breaking space, a dot or a quote in it) is shown JSON-quoted."""
     out = ""
     for part in loc:
         if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            out += ("." if out else "") + _key(str(part))
     return out or "(top level)"
+
+
+def _key(text: str) -> str:
+    plain = text and text.isprintable() and not any(c.isspace() or c in '.[]"' for c in text)
+    return text if plain else json.dumps(text)
 
 
 def _message(error: Mapping[str, Any]) -> str:

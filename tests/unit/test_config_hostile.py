@@ -223,3 +223,10 @@ def test_the_check_config_command_never_tracebacks(data: bytes) -> None:
             [sys.executable, "-m", "gpuwarden", "check-config", str(path)], capture_output=True, text=True
         )
     assert_clean(result.returncode, result.stderr)
+
+
+def test_a_key_that_would_not_read_as_itself_is_quoted_in_the_error() -> None:
+    """Found by the generated-files test: a non-breaking space as a key printed as a blank key path."""
+    with pytest.raises(config.ConfigError) as info:
+        config.from_mapping({"\xa0": {}, "agent": {"a.b": 1}})
+    assert sorted(info.value.problems) == ['"\\u00a0": unknown key', 'agent."a.b": unknown key']
