@@ -1,7 +1,7 @@
 """The Prometheus text format (0.0.4) of metric families: the bytes of prometheus_client's generate_latest.
 
 generate_latest lives in prometheus_client.exposition, whose imports (ssl, http.server, urllib.request,
-wsgiref: the library's own servers and push client) cost the agent 2.8 MB (see gpuwarden/promclient.py).
+wsgiref: the library's own servers and push client) cost the agent 2.8 MB (see gpuwarden/deferred.py).
 This is its text-format path for the families the agent serves, with the library's own name escaping and
 number formatting; tests/unit/test_promtext.py renders every family the agent exposes both ways and
 compares the bytes.

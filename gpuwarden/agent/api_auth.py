@@ -12,7 +12,6 @@ restarts on the node. Without `token_file` the agent serves no /v1 route at all.
 
 from __future__ import annotations
 
-import hmac
 import os
 import re
 import stat
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 
 from pydantic import Field, field_validator
 
-from gpuwarden.agent.http import Headers
+from gpuwarden.agent.http import Headers, same_token
 from gpuwarden.config_base import StrictModel
 
 # RFC 6750 section 2.1 b64token: what a bearer token may contain (no spaces, no ':').
@@ -158,6 +157,6 @@ class Tokens:
         given = supplied.strip().encode("latin-1", "replace")
         found: Identity | None = None
         for token, identity in self._table:  # no early exit (see the module docstring)
-            if hmac.compare_digest(given, token):
+            if same_token(given, token):
                 found = identity
         return found if scheme.lower() == "bearer" else None

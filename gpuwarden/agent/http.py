@@ -9,7 +9,6 @@ type (415), too large (413) or without a length (411). `http_loop.Server` does t
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 import threading
@@ -93,6 +92,14 @@ def error_response(status: int, message: str, headers: Mapping[str, str] | None 
     return json_response(status, {"error": message}, headers)
 
 
+def same_token(given: bytes, token: bytes) -> bool:
+    """Compare in constant time. hmac is imported here, not at the top: it loads OpenSSL's libcrypto
+    (3.5 MB, gpuwarden/deferred.py), and only an agent with tokens configured compares any."""
+    import hmac
+
+    return hmac.compare_digest(given, token)
+
+
 class Bearer:
     """`Authorization: Bearer <token>` with one of `tokens`; every token is compared, in constant time."""
 
@@ -106,7 +113,7 @@ class Bearer:
         given = supplied.strip().encode("latin-1", "replace")
         matched = False
         for token in self._tokens:  # no early exit: the time taken does not say which token was close
-            matched |= hmac.compare_digest(given, token)
+            matched |= same_token(given, token)
         return scheme.lower() == "bearer" and matched
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import re
@@ -90,6 +89,10 @@ class _Counting(io.RawIOBase):
 
 def file_digest(path: str, algorithm: str, progress: Callable[[int], object] | None = None) -> str:
     """Hex digest, streamed in fixed chunks (hashlib.file_digest): a 100 GB shard never sits in memory."""
+    # hashlib here, not at the top: it loads OpenSSL's libcrypto (3.5 MB, gpuwarden/deferred.py), and the
+    # agent's doctor imports this module whether or not a model directory is configured.
+    import hashlib
+
     with open(path, "rb", buffering=0) as f:
         source: Any = f if progress is None else _Counting(f, progress)
         return hashlib.file_digest(source, algorithm).hexdigest()

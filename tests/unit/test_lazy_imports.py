@@ -1,9 +1,10 @@
 """What the agent does not load until a feature needs it (bench/footprint.py measures what that saves):
 requests (~5 MB with urllib3 and charset_normalizer), kazoo (the fleet, the engine's budget), grafanalib
 (`dashboards build`), the remediation engine and the /v1 API; ssl and http.client (TLS, reads from other
-programs), prometheus_client's HTTP servers (gpuwarden/promclient.py), PyYAML (a config file), asyncio
-(nothing of the agent's uses it since the stdlib scheduler replaced APScheduler). A fresh interpreter each
-time: this process has them all."""
+programs), prometheus_client's HTTP servers (gpuwarden/deferred.py), OpenSSL's libcrypto through
+`_hashlib` (tokens, model-file checksums; deferred.py), PyYAML (a config file), asyncio (nothing of the
+agent's uses it since the stdlib scheduler replaced APScheduler). A fresh interpreter each time: this
+process has them all."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ HEAVY = (
     "prometheus_client.exposition",
     "yaml",
     "asyncio",
+    "_hashlib",
 )
 
 # What `gpuwarden agent` with the default config imports before its first collection.

@@ -130,7 +130,7 @@ def test_the_gpu_families_of_a_cycle_render_as_generate_latest_renders_them() ->
 
 
 def test_the_agent_never_loads_prometheus_client_exposition_nor_ssl() -> None:
-    """What promclient and promtext are for (bench/footprint.py): the agent's start leaves them out."""
+    """What deferred.py and promtext are for (bench/footprint.py): the agent's start leaves them out."""
     code = (
         "import sys\n"
         "from gpuwarden import cli, config\n"
