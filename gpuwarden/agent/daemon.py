@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # kazoo is imported only when the fleet or the engine is enab
     from gpuwarden.agent.api import Api
     from gpuwarden.fleet.member import FleetMember
     from gpuwarden.remediations.engine import Engine
+    from gpuwarden.remediations.registry import Standing
 
 # How often the fleet registration republishes this node's health summary.
 FLEET_REFRESH_SECONDS = 15.0
@@ -66,6 +67,7 @@ class Agent:
         self.runner.add_source(self.http_stats)
         self.fleet: FleetMember | None = None
         self.engine: Engine | None = None
+        self.standing: Standing | None = None  # the engine's standing series while it is off
         self._unsubscribe: Callable[[], object] | None = None
         # /v1 exists only when `api.token_file` is set at start; a reload swaps its tokens.
         self.api = self._build_api(config)
@@ -266,7 +268,8 @@ class Agent:
 
     def _install_engine(self, config: AgentConfig | None, old: AgentConfig | None) -> None:
         """Start the remediation engine; on a changed `remediation:` section, replace it (its supervised
-        processes are stopped with it: the agent is their supervisor)."""
+        processes are stopped with it: the agent is their supervisor). With the engine off, what its
+        playbooks left on the node (quarantined GPUs) is still exported (registry.Standing)."""
         if config is not None and old is not None and old.remediation == config.remediation:
             return
         if self.engine is not None:
@@ -275,7 +278,16 @@ class Agent:
             self.runner.remove_source(self.engine)
             self.engine.stop(stop_targets=True)
             self.engine = None
-        if config is None or not config.remediation.enabled:
+        if self.standing is not None:
+            self.runner.remove_source(self.standing)
+            self.standing = None
+        if config is None:
+            return
+        if not config.remediation.enabled:
+            from gpuwarden.remediations.registry import Standing
+
+            self.standing = Standing(config.remediation.playbook)
+            self.runner.add_source(self.standing)
             return
         from gpuwarden.remediations.engine import Engine, health_lookup
 

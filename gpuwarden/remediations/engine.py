@@ -26,7 +26,7 @@ from gpuwarden.remediations import metrics
 from gpuwarden.remediations.audit import AuditClosed, AuditLog
 from gpuwarden.remediations.held import Streak, Streaks
 from gpuwarden.remediations.rails import ALL, Rails
-from gpuwarden.remediations.registry import PLAYBOOKS, FleetView, Playbook, PlaybookContext
+from gpuwarden.remediations.registry import PLAYBOOKS, FleetView, Playbook, PlaybookContext, Standing
 from gpuwarden.remediations.request import Request, Submitted
 from gpuwarden.remediations.section import RemediationSettings
 from gpuwarden.remediations.settings import ExitTrigger, PlaybookSettings, ScheduleTrigger
@@ -76,6 +76,7 @@ class Engine:
         self._threads: list[threading.Thread] = []
         self._next_schedule: dict[str, float] = {}
         self.streaks = Streaks()
+        self.standing = Standing(settings.playbook)
 
     def audit_records(self) -> list[dict[str, Any]]:
         from gpuwarden.remediations.audit import read
@@ -151,6 +152,7 @@ class Engine:
     def collect(self) -> Iterator[Metric]:
         held = sum(1 for _ in [self.budget()] if _ is not None and getattr(_, "held", False))
         extra = [s for p in self.instances.values() for s in getattr(p, "samples", lambda: [])()]
+        extra += self.standing.samples()  # also of playbooks that are not enabled (registry.Standing)
         return self.metrics.families(self.rails, list(self.playbooks), self._queue.qsize(), held, extra)
 
     # -- internals ----------------------------------------------------------------------------------

@@ -7,12 +7,15 @@ and the config's `remediation.playbooks` section is built from this registry. A 
   exactly what the engine executes;
 - `still_needed(request)` re-checks the condition right before acting (a recovered target is left alone);
 - `verify()` re-runs the check after acting;
-- `samples()` (optional) returns series of the engine's catalog the playbook owns (metrics.py).
+- `samples()` (optional) returns series of the engine's catalog the playbook owns (metrics.py);
+- `standing(settings)` (optional, static) returns the series of what the playbook left on the node (the
+  quarantined GPUs), read from its settings alone: `Standing` exports them whether the playbook, or the
+  whole engine, is enabled or not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -21,6 +24,8 @@ from gpuwarden.remediations.settings import PlaybookSettings
 from gpuwarden.remediations.targets import Target
 
 if TYPE_CHECKING:  # kazoo loads with the fleet, not with the config schema
+    from prometheus_client.metrics_core import Metric
+
     from gpuwarden.fleet.client import FleetClient
 
 
@@ -95,6 +100,7 @@ class PlaybookSpec:
     name: str
     settings: type[PlaybookSettings]
     factory: Callable[[Any, PlaybookContext], Playbook]
+    standing: Callable[[Any], list[Sample]] | None = None
 
 
 PLAYBOOKS: dict[str, PlaybookSpec] = {}
@@ -105,7 +111,37 @@ def register_playbook(name: str, settings: type[PlaybookSettings]) -> Callable[[
         if name in PLAYBOOKS:
             raise ValueError(f"playbook {name} registered twice")
         cls.name = name  # type: ignore[attr-defined]
-        PLAYBOOKS[name] = PlaybookSpec(name=name, settings=settings, factory=cls)
+        PLAYBOOKS[name] = PlaybookSpec(name, settings, cls, getattr(cls, "standing", None))
         return cls
 
     return decorate
+
+
+class Standing:
+    """What the playbooks left on the node, as series. Turning a playbook or the engine off does not undo
+    what it did (a quarantined GPU stays out of the worker until on-call releases it), so its series, and
+    the alert on them, must not go quiet: the engine exports these beside its own, and the agent exports
+    them alone while `remediation.enabled` is false."""
+
+    def __init__(self, playbook: Callable[[str], PlaybookSettings]) -> None:
+        self.playbook = playbook  # RemediationSettings.playbook: every playbook's settings, enabled or not
+
+    def samples(self) -> list[Sample]:
+        return [
+            sample
+            for name, spec in sorted(PLAYBOOKS.items())
+            if spec.standing is not None
+            for sample in spec.standing(self.playbook(name))
+        ]
+
+    def collect(self) -> Iterator[Metric]:
+        samples = self.samples()
+        if not samples:
+            return iter(())
+        from gpuwarden.catalog import Families
+        from gpuwarden.remediations.metrics import CATALOG  # the engine's series: loaded once one stands
+
+        families = Families(CATALOG)
+        for name, value, labels in samples:
+            families.add(name, value, **labels)
+        return iter(families)

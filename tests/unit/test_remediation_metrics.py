@@ -83,3 +83,62 @@ def test_a_playbook_without_its_target_is_a_config_error_naming_the_key(tmp_path
         ]
     else:
         raise AssertionError("expected a ConfigError")
+
+
+QUARANTINED = 'gpuwarden_remediation_gpu_quarantined{gpu="1",uuid="GPU-5c1e"} 1.0'
+
+
+def render(source: object) -> str:
+    registry = CollectorRegistry()
+    registry.register(source)  # type: ignore[arg-type]
+    return generate_latest(registry).decode()
+
+
+def test_a_quarantined_gpu_stays_in_the_series_when_its_playbook_is_turned_off(tmp_path: Path) -> None:
+    """Turning gpu_quarantine off does not give the GPU back to the worker (the env file still leaves it
+    out): the series, and GpuQuarantined with it, must stay until on-call releases the GPU."""
+    quarantine = tmp_path / "quarantine.json"
+    quarantine.write_text('{"GPU-5c1e": {"gpu": "1", "reason": "XID 79"}}')
+    e = Engine(
+        RemediationSettings.model_validate(
+            {
+                "enabled": True,
+                "audit_log": str(tmp_path / "audit.jsonl"),
+                "targets": {"worker": {"kind": "process", "argv": ["true"]}},
+                "playbooks": {
+                    "worker_restart": {"enabled": True},
+                    "gpu_quarantine": {"enabled": False, "quarantine_file": str(quarantine)},
+                },
+            }
+        )
+    )
+    assert "gpu_quarantine" not in e.playbooks
+    assert QUARANTINED in render(e)
+    quarantine.write_text("{}")  # `gpuwarden quarantine release GPU-5c1e`
+    assert "gpuwarden_remediation_gpu_quarantined{" not in render(e)
+    e.stop()
+
+
+def test_the_agent_exports_quarantined_gpus_while_remediation_is_off(tmp_path: Path) -> None:
+    from gpuwarden.agent.daemon import Agent
+    from gpuwarden.config import from_mapping
+
+    quarantine = tmp_path / "quarantine.json"
+    quarantine.write_text('{"GPU-5c1e": {"gpu": "1", "reason": "XID 79"}}')
+    cfg = from_mapping(
+        {"remediation": {"playbooks": {"gpu_quarantine": {"quarantine_file": str(quarantine)}}}}
+    )
+    assert not cfg.remediation.enabled
+    agent = Agent(cfg, None, None)
+    agent._install_engine(cfg, None)
+    agent.runner.render()
+    assert QUARANTINED in agent.runner.exposition.plain.decode()
+    checked = subprocess.run(
+        ["promtool", "check", "metrics"], input=agent.runner.exposition.plain, capture_output=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    quarantine.write_text("{}")
+    agent.runner.render()
+    assert b"gpuwarden_remediation_gpu_quarantined" not in agent.runner.exposition.plain
+    agent._install_engine(None, cfg)  # shutdown: the source goes with the engine's
+    assert agent.standing is None

@@ -161,9 +161,11 @@ class GpuQuarantine:
             "log_tail": self.ctx.target.log_tail(self.settings.evidence_lines),
         }
 
-    def samples(self) -> list[Sample]:
+    @staticmethod
+    def standing(settings: GpuQuarantineSettings) -> list[Sample]:
+        """The quarantined GPUs, from the file: exported whether the playbook is enabled or not."""
         try:
-            quarantine = load(self.settings.quarantine_file)
+            quarantine = load(settings.quarantine_file)
         except (OSError, ValueError):
             return []  # a scrape never fails on this; the next run reports the broken file
         return [
