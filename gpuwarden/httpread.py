@@ -225,17 +225,24 @@ class _DeadlineReader(io.RawIOBase):
         super().close()
 
 
-class _HTTPConnection(http.client.HTTPConnection):
+class _TCPConnection(http.client.HTTPConnection):
     deadline: float
 
+    def connect(self) -> None:
+        super().connect()  # TCP, within the time left at the start
+        # What follows on this socket (an HTTPS handshake) gets the time left now, not the same again: a
+        # slow connect and a trickling handshake together stay within the deadline.
+        self.sock.settimeout(_left(self.deadline))
+
+
+class _HTTPConnection(_TCPConnection):
     def connect(self) -> None:
         super().connect()
         self.sock = _DeadlineSocket(self.sock, self.deadline)
 
 
-class _HTTPSConnection(http.client.HTTPSConnection):
-    deadline: float
-
+class _HTTPSConnection(http.client.HTTPSConnection, _TCPConnection):
+    # Method order: HTTPSConnection.connect's own super().connect() is _TCPConnection's TCP connect.
     def connect(self) -> None:
-        super().connect()  # TCP and the TLS handshake, each operation within the time left at the start
+        super().connect()  # TCP, then the TLS handshake (which the stdlib bounds by the socket's timeout)
         self.sock = _DeadlineSocket(self.sock, self.deadline)

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,6 +96,7 @@ class _TLSPage:
 
     def __init__(self, tmp_path: Path) -> None:
         self.cert, key = self_signed(tmp_path, "page")
+        self._connect = socket.create_connection  # the proxy's own: a test may slow the client's
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(str(self.cert), str(key))
         self.server = socket.create_server(("127.0.0.1", 0))
@@ -115,7 +117,7 @@ class _TLSPage:
     def _trickle(self) -> None:
         while True:
             client, _ = self.proxy.accept()
-            upstream = socket.create_connection(self.server.getsockname())
+            upstream = self._connect(self.server.getsockname())
             threading.Thread(target=self._pipe, args=(client, upstream, 0.0), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client, 0.05), daemon=True).start()
 
@@ -138,3 +140,24 @@ def test_a_tls_handshake_that_trickles_fails_at_the_total_deadline(tmp_path: Pat
     assert err.kind == "timeout", err
     # A bound, not a timing: the server's ~1 KB handshake at 20 bytes/s would take close to a minute.
     assert time.monotonic() - start < 5
+
+
+def test_a_slow_connect_and_a_trickling_handshake_together_stay_within_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handshake gets the time left after the TCP connect, not a fresh timeout: before, a connect that
+    took 1.5 s of a 2 s deadline was followed by up to 2 s more of handshake (3.5 s in all)."""
+    page = _TLSPage(tmp_path)
+    connect = socket.create_connection
+
+    def slow_connect(*args: Any, **kwargs: Any) -> socket.socket:
+        time.sleep(1.5)  # SYNs retransmitted to a node whose network is struggling
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", slow_connect)
+    limits = Limits(deadline=2.0, max_body_bytes=1 << 20, ca_file=str(page.cert))
+    start = time.monotonic()
+    err = failure(page.url(via_proxy=True), limits)
+    took = time.monotonic() - start
+    assert err.kind == "timeout", err
+    assert took < 2.75, f"{took:.2f}s for a 2 s deadline"  # 3.5 s before; margin for a loaded machine
